@@ -1,0 +1,1 @@
+"""Pure domain: models, version comparators, matching, evaluation. No I/O, no framework."""

@@ -1,0 +1,84 @@
+"""The exception tree of Tidegate: every fatal error raised by the package is one of these.
+
+    TidegateError                 base of everything Tidegate raises on purpose
+    +-- UsageError                a bad argument or option given by the user (names it)
+    +-- ReferenceError_           an image reference that cannot be parsed (`oci:`, `host/repo:tag` ...)
+    +-- ImageError                the image cannot be read as a whole
+    |   +-- ImageNotFoundError    the reference names nothing (missing dir/file/tag/manifest)
+    |   +-- ManifestError         a manifest, index or config that is malformed or unsupported
+    |   +-- DigestMismatchError   a blob whose content does not match the digest that names it
+    |   +-- LayerError            a layer that cannot be read (truncated, bomb, bad compression)
+    |   +-- RegistryError         the registry answered with an error
+    |       +-- AuthError         credentials missing or refused (401/403)
+    +-- VersionError              a version string an ecosystem comparator cannot parse
+    +-- VulnDBError               the vulnerability database cannot be read or built
+    |   +-- FeedError             a feed record or archive that is malformed
+    +-- ReportError               an output document cannot be produced
+    +-- CacheError                the layer cache cannot be used (it is then bypassed)
+
+Partial failures are not exceptions: they are `Unknown` values in the result (see core.models).
+Policy failures are verdict values, never exceptions. Third-party errors are translated at the
+boundary where they happen (`raise ImageError(...) from exc`).
+"""
+
+from __future__ import annotations
+
+
+class TidegateError(Exception):
+    """Base of every error Tidegate raises on purpose."""
+
+
+class UsageError(TidegateError):
+    """A bad argument or option; the message names it and says what is expected."""
+
+
+class ReferenceError_(TidegateError):  # noqa: N801 - ReferenceError is a builtin
+    """An image reference that cannot be parsed."""
+
+
+class ImageError(TidegateError):
+    """The image cannot be read as a whole."""
+
+
+class ImageNotFoundError(ImageError):
+    """The reference names nothing: a missing directory, file, tag or manifest."""
+
+
+class ManifestError(ImageError):
+    """A manifest, index or image config that is malformed or of an unsupported type."""
+
+
+class DigestMismatchError(ImageError):
+    """A blob whose content does not hash to the digest that names it."""
+
+
+class LayerError(ImageError):
+    """A layer that cannot be read: truncated, not a tar, a decompression bomb..."""
+
+
+class RegistryError(ImageError):
+    """The registry answered with an error."""
+
+
+class AuthError(RegistryError):
+    """Credentials are missing or were refused by the registry or its token service."""
+
+
+class VersionError(TidegateError):
+    """A version string that an ecosystem comparator cannot parse."""
+
+
+class VulnDBError(TidegateError):
+    """The vulnerability database cannot be read, built or replaced."""
+
+
+class FeedError(VulnDBError):
+    """A feed record or archive that is malformed."""
+
+
+class ReportError(TidegateError):
+    """An output document cannot be produced."""
+
+
+class CacheError(TidegateError):
+    """The layer cache cannot be used."""
