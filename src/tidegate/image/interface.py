@@ -50,6 +50,8 @@ class ResolvedImage:
     config: dict[str, Any]
     """The parsed OCI/Docker image config JSON (empty for a `dir:` root filesystem)."""
     layers: tuple[LayerInfo, ...] = field(default=())
+    annotations: dict[str, str] = field(default_factory=dict)
+    """The manifest's annotations (e.g. org.opencontainers.image.base.name)."""
 
 
 class ImageSource(Protocol):

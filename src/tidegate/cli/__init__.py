@@ -1,0 +1,1 @@
+"""Command line interface: `tidegate <command>`; nothing else in the package imports it."""
