@@ -6,7 +6,7 @@ expect it, following the purl specification's type definitions:
 - deb:    pkg:deb/<os id>/<name>@<version>?arch=<arch>&distro=<id>-<version_id>
           (the Debian epoch stays in the version, as Debian writes it: "1:4.13+dfsg1-1")
 - apk:    pkg:apk/<os id, "alpine">/<name>@<version>?arch=<arch>&distro=<version_id>
-- rpm:    pkg:rpm/<vendor>/<name>@<version-release>?arch=<arch>&epoch=<epoch>&distro=<id>-<version_id>
+- rpm:    pkg:rpm/<vendor>/<name>@<version-release>?arch=..&epoch=<epoch>&distro=<id>-<version_id>
           (the spec puts the rpm epoch in a qualifier, never in the version; epoch 0 is omitted
           because rpm treats it as no epoch)
 - pypi:   name normalised per PEP 503 (lower case, runs of "-_." become "-")
