@@ -1,0 +1,131 @@
+"""The store's JSON form of advisories: Tidegate's own, already parsed and rated.
+
+Owns encoding an `Advisory` header (every field but `affected`) and an `AffectedPackage` to compact
+JSON text, and decoding them back without re-parsing or re-scoring the original feed record.
+Decoding trusts its input: it reads only what `encode_*` wrote into a database we built.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from tidegate.core.advisory import (
+    Advisory,
+    AffectedPackage,
+    Event,
+    EventKind,
+    Range,
+    RangeType,
+    Rating,
+)
+from tidegate.core.models import Severity
+
+
+def encode_header(adv: Advisory) -> str:
+    """The advisory without its `affected` entries (they are stored one per row)."""
+    doc = {
+        "id": adv.id,
+        "modified": adv.modified.isoformat(),
+        "aliases": list(adv.aliases),
+        "related": list(adv.related),
+        "summary": adv.summary,
+        "details": adv.details,
+        "published": _time(adv.published),
+        "withdrawn": _time(adv.withdrawn),
+        "rating": _rating(adv.rating),
+        "references": list(adv.references),
+        "fix_published": _time(adv.fix_published),
+        "source": adv.source,
+    }
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+
+
+def decode_header(text: str, affected: tuple[AffectedPackage, ...] = ()) -> Advisory:
+    doc: dict[str, Any] = json.loads(text)
+    return Advisory(
+        id=doc["id"],
+        modified=datetime.fromisoformat(doc["modified"]),
+        aliases=tuple(doc["aliases"]),
+        related=tuple(doc["related"]),
+        summary=doc["summary"],
+        details=doc["details"],
+        published=_parse_time(doc["published"]),
+        withdrawn=_parse_time(doc["withdrawn"]),
+        affected=affected,
+        rating=_parse_rating(doc["rating"]),
+        references=tuple(doc["references"]),
+        fix_published=_parse_time(doc["fix_published"]),
+        source=doc["source"],
+    )
+
+
+def encode_affected(entry: AffectedPackage) -> str:
+    doc = {
+        "ecosystem": entry.ecosystem,
+        "name": entry.name,
+        "purl": entry.purl,
+        "ranges": [
+            {
+                "type": r.type.value,
+                "repo": r.repo,
+                "events": [[e.kind.value, e.version] for e in r.events],
+            }
+            for r in entry.ranges
+        ],
+        "versions": list(entry.versions),
+        "ecosystem_specific": [list(p) for p in entry.ecosystem_specific],
+        "rating": _rating(entry.rating),
+    }
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+
+
+def decode_affected(text: str) -> AffectedPackage:
+    doc: dict[str, Any] = json.loads(text)
+    return AffectedPackage(
+        ecosystem=doc["ecosystem"],
+        name=doc["name"],
+        purl=doc["purl"],
+        ranges=tuple(
+            Range(
+                type=RangeType(r["type"]),
+                events=tuple(Event(EventKind(k), v) for k, v in r["events"]),
+                repo=r["repo"],
+            )
+            for r in doc["ranges"]
+        ),
+        versions=tuple(doc["versions"]),
+        ecosystem_specific=tuple((k, v) for k, v in doc["ecosystem_specific"]),
+        rating=_parse_rating(doc["rating"]),
+    )
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _rating(rating: Rating | None) -> dict[str, Any] | None:
+    if rating is None:
+        return None
+    return {
+        "severity": rating.severity.value,
+        "score": rating.score,
+        "vector": rating.vector,
+        "source": rating.source,
+    }
+
+
+def _parse_rating(doc: dict[str, Any] | None) -> Rating | None:
+    if doc is None:
+        return None
+    return Rating(
+        severity=Severity(doc["severity"]),
+        score=doc["score"],
+        vector=doc["vector"],
+        source=doc["source"],
+    )

@@ -1,0 +1,520 @@
+"""The local vulnerability database: one SQLite file, the "DB snapshot" every verdict names.
+
+Owns the file format (tables below), the read API the matcher uses (`VulnStore`), and the only
+way to change a database: `build()`, which copies the live file, applies changes to the copy,
+verifies it and swaps it in with `os.replace`. A reader never sees a half-written database, and an
+interrupted or failed build leaves the previous one in service (readers that have it open keep it).
+
+Tables
+    meta        key/value: schema version, snapshot id, build time
+    sources     one row per feed: url, ETag, last update, newest `modified` seen
+    advisories  one row per record: id, modified (µs since epoch), published, source, group id,
+                rating columns, aliases (JSON) and the parsed header as JSON (codec.py)
+    affected    one row per `affected[]` entry: full ecosystem ("Debian:12"), its family
+                ("Debian"), the normalised package name, and the entry as JSON; indexed by
+                (ecosystem, name) and (family, name) so the matcher needs one indexed query
+    aliases     every id and alias seen -> its alias group (aliases.py)
+    withdrawn   tombstones of withdrawn ids, so an older copy imported later does not come back
+
+The snapshot id is a sha256 over the sorted (id, modified) pairs: two databases holding the same
+record versions have the same id, whatever order or time they were built in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from urllib.parse import quote
+
+from tidegate.core.advisory import Advisory, AffectedPackage, Rating
+from tidegate.core.errors import VulnDBError
+from tidegate.core.models import Severity
+from tidegate.vulndb import codec
+from tidegate.vulndb.aliases import compute_groups
+
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE sources (
+    name TEXT PRIMARY KEY, url TEXT, etag TEXT, last_update TEXT, last_modified TEXT
+);
+CREATE TABLE advisories (
+    id TEXT PRIMARY KEY,
+    modified INTEGER NOT NULL,
+    published TEXT,
+    source TEXT NOT NULL,
+    group_id TEXT,
+    severity TEXT,
+    score REAL,
+    rating_source TEXT,
+    aliases TEXT NOT NULL,
+    header TEXT NOT NULL
+);
+CREATE INDEX advisories_group ON advisories (group_id);
+CREATE INDEX advisories_source ON advisories (source);
+CREATE TABLE affected (
+    advisory_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    ecosystem TEXT NOT NULL,
+    family TEXT NOT NULL,
+    name TEXT NOT NULL,
+    entry TEXT NOT NULL,
+    PRIMARY KEY (advisory_id, idx)
+);
+CREATE INDEX affected_ecosystem_name ON affected (ecosystem, name);
+CREATE INDEX affected_family_name ON affected (family, name);
+CREATE TABLE aliases (member TEXT PRIMARY KEY, group_id TEXT NOT NULL);
+CREATE INDEX aliases_group ON aliases (group_id);
+CREATE TABLE withdrawn (id TEXT PRIMARY KEY, modified INTEGER NOT NULL);
+"""
+
+_PEP503 = re.compile(r"[-_.]+")
+_CVSS_PREFERENCE = {"CVSS_V4": 3, "CVSS_V3": 2, "CVSS_V2": 1}
+
+
+def ecosystem_family(ecosystem: str) -> str:
+    """ "Debian:12" -> "Debian", "Alpine:v3.18" -> "Alpine", "PyPI" -> "PyPI"."""
+    return ecosystem.split(":", 1)[0]
+
+
+def normalize_name(ecosystem: str, name: str) -> str:
+    """The package name as the store indexes it.
+
+    PyPI names are compared by PEP 503 (`Foo_Bar` == `foo-bar`). Every other ecosystem keeps its
+    name as written: npm names are lowercase today and legacy mixed-case packages are distinct;
+    Maven `group:artifact`, Go module paths, crates and distribution package names are exact.
+    """
+    if ecosystem_family(ecosystem) == "PyPI":
+        return _PEP503.sub("-", name).lower()
+    return name
+
+
+def to_micros(value: datetime) -> int:
+    """A timestamp as integer microseconds since the epoch: exact, and ordered as numbers."""
+    delta = value.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    return delta // timedelta(microseconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStatus:
+    name: str
+    """"osv.dev:PyPI", "import:/path/to/file" ..."""
+    url: str | None
+    count: int
+    """Advisories in the database that came from this source."""
+    last_update: datetime | None
+    last_modified: datetime | None
+    """Newest `modified` among the records this source delivered."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStatus:
+    path: str
+    snapshot_id: str
+    built_at: datetime | None
+    advisories: int
+    affected_rows: int
+    ecosystems: tuple[tuple[str, int], ...]
+    """(ecosystem family, advisories naming it), sorted by family."""
+    sources: tuple[SourceStatus, ...]
+
+    def age(self, now: datetime) -> timedelta | None:
+        return None if self.built_at is None else now - self.built_at
+
+
+class VulnStore:
+    """Read access to a database snapshot; safe to share between threads."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self._path = path
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, path: Path | str, *, readonly: bool = True) -> VulnStore:
+        """Open an existing database; VulnDBError when it is missing or not one of ours."""
+        path = Path(path)
+        if not path.is_file():
+            raise VulnDBError(f"{path}: no vulnerability database (run `tidegate db update`)")
+        mode = "ro" if readonly else "rw"
+        try:
+            conn = sqlite3.connect(
+                f"file:{quote(str(path.resolve()))}?mode={mode}", uri=True, check_same_thread=False
+            )
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise VulnDBError(f"{path}: not a Tidegate vulnerability database ({exc})") from exc
+        if row is None or row[0] != SCHEMA_VERSION:
+            conn.close()
+            found = row[0] if row else "none"
+            raise VulnDBError(
+                f"{path}: database schema {found}, this Tidegate reads {SCHEMA_VERSION}; "
+                "rebuild it with `tidegate db update`"
+            )
+        return cls(conn, path)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> VulnStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _rows(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        try:
+            with self._lock:
+                return self._conn.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise VulnDBError(f"{self._path}: cannot read the database ({exc})") from exc
+
+    def advisories_for(self, ecosystem: str, name: str) -> list[tuple[Advisory, AffectedPackage]]:
+        """Every (advisory, affected entry) naming this package, in advisory id order.
+
+        `ecosystem` with a release ("Debian:12") matches that release only; a bare family
+        ("Debian", "PyPI") matches every release. The name is normalised (`normalize_name`).
+        The Advisory carries every field but `affected` (the pair's entry is the one that named
+        the package); `advisory(id)` gives the whole record.
+        """
+        column = "ecosystem" if ":" in ecosystem else "family"
+        rows = self._rows(
+            "SELECT a.header, f.entry FROM affected f JOIN advisories a ON a.id = f.advisory_id "
+            f"WHERE f.{column} = ? AND f.name = ? ORDER BY f.advisory_id, f.idx",
+            (ecosystem, normalize_name(ecosystem, name)),
+        )
+        headers: dict[str, Advisory] = {}
+        out: list[tuple[Advisory, AffectedPackage]] = []
+        for header, entry in rows:
+            assert isinstance(header, str)
+            assert isinstance(entry, str)
+            adv = headers.get(header) or headers.setdefault(header, codec.decode_header(header))
+            out.append((adv, codec.decode_affected(entry)))
+        return out
+
+    def advisory(self, vuln_id: str) -> Advisory | None:
+        """The whole record with this id, or None."""
+        rows = self._rows("SELECT header FROM advisories WHERE id = ?", (vuln_id,))
+        if not rows:
+            return None
+        entries = self._rows(
+            "SELECT entry FROM affected WHERE advisory_id = ? ORDER BY idx", (vuln_id,)
+        )
+        affected = tuple(codec.decode_affected(str(e[0])) for e in entries)
+        return codec.decode_header(str(rows[0][0]), affected)
+
+    def group_id(self, vuln_id: str) -> str | None:
+        """The display id of the alias group (its CVE when it has one); None if unknown."""
+        rows = self._rows("SELECT group_id FROM aliases WHERE member = ?", (vuln_id,))
+        return str(rows[0][0]) if rows else None
+
+    def aliases_of(self, vuln_id: str) -> set[str]:
+        """The other ids of this id's alias group (stored records and ids they only mention)."""
+        rows = self._rows(
+            "SELECT member FROM aliases WHERE group_id = "
+            "(SELECT group_id FROM aliases WHERE member = ?)",
+            (vuln_id,),
+        )
+        return {str(r[0]) for r in rows} - {vuln_id}
+
+    def rating_for_group(self, vuln_id: str) -> Rating | None:
+        """The best rating among the stored records of this id's alias group.
+
+        A CVSS score beats a qualitative rating; among CVSS ratings the newest version wins (as
+        within one record), then the higher score. So a Debian record rated only by urgency
+        shows the CVSS of its GHSA alias.
+        """
+        group = self.group_id(vuln_id) or vuln_id
+        rows = self._rows(
+            "SELECT header FROM advisories WHERE (group_id = ? OR id = ?) AND severity IS NOT NULL",
+            (group, vuln_id),
+        )
+        ratings = [r for (h,) in rows if (r := codec.decode_header(str(h)).rating) is not None]
+        if not ratings:
+            return None
+        return max(ratings, key=_rating_preference)
+
+    def ecosystems(self) -> list[str]:
+        """Every full ecosystem named by some entry ("Alpine:v3.18", "Debian:12", "PyPI" ...)."""
+        return [str(r[0]) for r in self._rows("SELECT DISTINCT ecosystem FROM affected ORDER BY 1")]
+
+    def snapshot_id(self) -> str:
+        return self._meta("snapshot_id") or ""
+
+    def _meta(self, key: str) -> str | None:
+        rows = self._rows("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    def source_state(self, name: str) -> tuple[str | None, datetime | None]:
+        """(ETag, newest modified) recorded for a source: for conditional, incremental updates."""
+        rows = self._rows("SELECT etag, last_modified FROM sources WHERE name = ?", (name,))
+        if not rows:
+            return None, None
+        etag, last = rows[0]
+        return (str(etag) if etag else None), _parse(last)
+
+    def status(self) -> StoreStatus:
+        counts = {
+            str(s): int(str(n))
+            for s, n in self._rows("SELECT source, count(*) FROM advisories GROUP BY source")
+        }
+        sources = tuple(
+            SourceStatus(str(n), _opt(u), counts.get(str(n), 0), _parse(lu), _parse(lm))
+            for n, u, lu, lm in self._rows(
+                "SELECT name, url, last_update, last_modified FROM sources ORDER BY name"
+            )
+        )
+        families = self._rows(
+            "SELECT family, count(DISTINCT advisory_id) FROM affected GROUP BY family ORDER BY 1"
+        )
+        return StoreStatus(
+            path=str(self._path),
+            snapshot_id=self.snapshot_id(),
+            built_at=_parse(self._meta("built_at")),
+            advisories=int(str(self._rows("SELECT count(*) FROM advisories")[0][0])),
+            affected_rows=int(str(self._rows("SELECT count(*) FROM affected")[0][0])),
+            ecosystems=tuple((str(f), int(str(n))) for f, n in families),
+            sources=sources,
+        )
+
+
+def _rating_preference(rating: Rating) -> tuple[int, int, float, int]:
+    order = _CVSS_PREFERENCE.get(rating.source, 0)
+    known = 0 if rating.severity is Severity.UNKNOWN else 1
+    return (1 if order else 0, order, rating.score or 0.0, rating.severity.rank + known)
+
+
+def _parse(value: object) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) and value else None
+
+
+def _opt(value: object) -> str | None:
+    return str(value) if value is not None else None
+
+
+class MergeOutcome(StrEnum):
+    IMPORTED = "imported"
+    """A new id."""
+    UPDATED = "updated"
+    """A newer `modified` replaced the stored record."""
+    SKIPPED_OLDER = "skipped-older"
+    """Not newer than the stored record (or its withdrawal): ignored."""
+    WITHDRAWN = "withdrawn"
+    """A withdrawn record: not stored, and any stored version of it removed."""
+
+
+class StoreWriter:
+    """Changes to a database being built; only `build()` hands one out."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self.snapshot_id = ""
+        """Set by `finish`: the snapshot id of the database built."""
+        self.count = int(conn.execute("SELECT count(*) FROM advisories").fetchone()[0])
+
+    def stored_modified(self, vuln_id: str) -> int | None:
+        """`modified` (µs) of the stored version or of its withdrawal, whichever is newer."""
+        rows = self._conn.execute(
+            "SELECT modified FROM advisories WHERE id = ?1 "
+            "UNION ALL SELECT modified FROM withdrawn WHERE id = ?1",
+            (vuln_id,),
+        ).fetchall()
+        return max((int(r[0]) for r in rows), default=None)
+
+    def merge(self, adv: Advisory) -> MergeOutcome:
+        """Apply one record: newer `modified` wins; a withdrawn record deletes its id."""
+        modified = to_micros(adv.modified)
+        stored = self.stored_modified(adv.id)
+        if stored is not None and stored >= modified:
+            return MergeOutcome.SKIPPED_OLDER
+        existed = self._delete(adv.id)
+        if adv.withdrawn is not None:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO withdrawn (id, modified) VALUES (?, ?)", (adv.id, modified)
+            )
+            return MergeOutcome.WITHDRAWN
+        self._conn.execute("DELETE FROM withdrawn WHERE id = ?", (adv.id,))
+        self._insert(adv, modified)
+        return MergeOutcome.UPDATED if existed else MergeOutcome.IMPORTED
+
+    def _delete(self, vuln_id: str) -> bool:
+        cur = self._conn.execute("DELETE FROM advisories WHERE id = ?", (vuln_id,))
+        self._conn.execute("DELETE FROM affected WHERE advisory_id = ?", (vuln_id,))
+        self.count -= cur.rowcount
+        return cur.rowcount > 0
+
+    def _insert(self, adv: Advisory, modified: int) -> None:
+        rating = adv.rating
+        self._conn.execute(
+            "INSERT INTO advisories (id, modified, published, source, severity, score, "
+            "rating_source, aliases, header) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                adv.id,
+                modified,
+                adv.published.isoformat() if adv.published else None,
+                adv.source,
+                rating.severity.value if rating else None,
+                rating.score if rating else None,
+                rating.source if rating else None,
+                json.dumps(list(adv.aliases)),
+                codec.encode_header(adv),
+            ),
+        )
+        self._conn.executemany(
+            "INSERT INTO affected (advisory_id, idx, ecosystem, family, name, entry) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    adv.id,
+                    i,
+                    a.ecosystem,
+                    ecosystem_family(a.ecosystem),
+                    normalize_name(a.ecosystem, a.name),
+                    codec.encode_affected(a),
+                )
+                for i, a in enumerate(adv.affected)
+            ],
+        )
+        self.count += 1
+
+    def record_source(
+        self,
+        name: str,
+        *,
+        url: str | None,
+        now: datetime,
+        etag: str | None = None,
+        last_modified: datetime | None = None,
+    ) -> None:
+        """Note that a source delivered now; keeps the newest `modified` it ever delivered."""
+        rows = self._conn.execute(
+            "SELECT last_modified FROM sources WHERE name = ?", (name,)
+        ).fetchall()
+        previous = _parse(rows[0][0]) if rows else None
+        newest = max((t for t in (previous, last_modified) if t is not None), default=None)
+        self._conn.execute(
+            "INSERT OR REPLACE INTO sources (name, url, etag, last_update, last_modified) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (name, url, etag, now.isoformat(), newest.isoformat() if newest else None),
+        )
+
+    def finish(self, now: datetime) -> str:
+        """Recompute alias groups and the snapshot id; returns the snapshot id."""
+        conn = self._conn
+        records = [
+            (str(i), json.loads(a)) for i, a in conn.execute("SELECT id, aliases FROM advisories")
+        ]
+        groups = compute_groups(records)
+        conn.execute("DELETE FROM aliases")
+        conn.executemany("INSERT INTO aliases (member, group_id) VALUES (?, ?)", groups.items())
+        conn.execute(
+            "UPDATE advisories SET group_id = (SELECT group_id FROM aliases WHERE member = id)"
+        )
+        digest = hashlib.sha256()
+        for vid, modified in conn.execute("SELECT id, modified FROM advisories ORDER BY id"):
+            digest.update(f"{vid}\t{modified}\n".encode())
+        snapshot = digest.hexdigest()
+        conn.executemany(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+            [("snapshot_id", snapshot), ("built_at", now.isoformat())],
+        )
+        self.snapshot_id = snapshot
+        return snapshot
+
+
+@contextlib.contextmanager
+def build(store_path: Path, *, now: datetime) -> Iterator[StoreWriter]:
+    """Change the database at `store_path` atomically.
+
+    Yields a writer on a private copy; on normal exit the copy is finished, verified
+    (integrity_check, the advisory count the writer expects) and moved over the live file. On
+    an exception the copy is deleted and the live database is untouched. Builds of one database
+    are serialised by a lock file next to it.
+    """
+    store_path.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(store_path):
+        tmp = store_path.with_name(f".{store_path.name}.build-{os.getpid()}")
+        tmp.unlink(missing_ok=True)
+        try:
+            conn = _start_copy(store_path, tmp)
+            try:
+                conn.execute("BEGIN")
+                writer = StoreWriter(conn)
+                yield writer
+                writer.finish(now)
+                conn.execute("COMMIT")
+                _verify(conn, tmp, writer.count)
+            finally:
+                conn.close()
+            _fsync(tmp)
+            os.replace(tmp, store_path)
+            _fsync(store_path.parent)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+
+def _start_copy(store_path: Path, tmp: Path) -> sqlite3.Connection:
+    try:
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        if store_path.exists():
+            VulnStore.open(store_path).close()  # refuses a foreign or outdated file
+            src = sqlite3.connect(f"file:{quote(str(store_path.resolve()))}?mode=ro", uri=True)
+            try:
+                src.backup(conn)
+            finally:
+                src.close()
+        else:
+            conn.executescript(_SCHEMA)
+            conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+        # The copy is private until verified, so it needs no crash safety of its own.
+        conn.execute("PRAGMA journal_mode = MEMORY")
+        conn.execute("PRAGMA synchronous = OFF")
+        return conn
+    except sqlite3.DatabaseError as exc:
+        raise VulnDBError(f"{store_path}: cannot copy the database to build on ({exc})") from exc
+
+
+def _verify(conn: sqlite3.Connection, tmp: Path, expected: int) -> None:
+    check = conn.execute("PRAGMA integrity_check").fetchall()
+    if check != [("ok",)]:
+        raise VulnDBError(f"{tmp}: built database fails integrity_check: {check[:3]}")
+    count = int(conn.execute("SELECT count(*) FROM advisories").fetchone()[0])
+    if count != expected:
+        raise VulnDBError(f"{tmp}: built database holds {count} advisories, expected {expected}")
+    orphans = conn.execute(
+        "SELECT count(*) FROM affected WHERE advisory_id NOT IN (SELECT id FROM advisories)"
+    ).fetchone()[0]
+    if orphans:
+        raise VulnDBError(f"{tmp}: built database has {orphans} affected rows without a record")
+
+
+@contextlib.contextmanager
+def _locked(store_path: Path) -> Iterator[None]:
+    lock_path = store_path.with_name(store_path.name + ".lock")
+    with open(lock_path, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
