@@ -1,0 +1,194 @@
+"""The human report: a summary header and tables, rendered with rich for a terminal or a log.
+
+Colour is used only on a terminal (or when forced); a CI log gets plain text of the same layout.
+When the scan has findings the report lists them; otherwise it lists the packages, since "what is
+in this image" is then the useful answer.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import TextIO
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from tidegate.core.models import FixState, ScanResult, Severity
+from tidegate.report.common import (
+    image_version,
+    package_type_counts,
+    severity_counts,
+    sorted_findings,
+    sorted_packages,
+)
+from tidegate.report.interface import ReportOptions
+
+_SEVERITY_STYLE = {
+    Severity.CRITICAL: "bold red",
+    Severity.HIGH: "red",
+    Severity.MEDIUM: "yellow",
+    Severity.LOW: "blue",
+    Severity.NEGLIGIBLE: "dim",
+    Severity.UNKNOWN: "dim",
+}
+
+
+class TableWriter:
+    """Summary and tables for people."""
+
+    name = "table"
+    description = "human-readable summary and tables (the default on a terminal)"
+    media_type = "text/plain"
+    file_extension = ".txt"
+
+    def write(self, result: ScanResult, out: TextIO, options: ReportOptions) -> None:
+        buffer = io.StringIO()
+        console = _console(buffer, out, options)
+        console.print(_summary(result))
+        if result.findings:
+            console.print(_findings_table(result))
+        elif result.catalogue.packages:
+            console.print(_packages_table(result))
+        if result.catalogue.secrets:
+            console.print(_secrets_table(result))
+        if result.catalogue.unknowns:
+            console.print(_unknowns_table(result))
+        # rich pads every line to the table width; trailing blanks only clutter logs and diffs.
+        out.writelines(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
+
+
+def _console(buffer: TextIO, out: TextIO, options: ReportOptions) -> Console:
+    """A console rendering into `buffer` with the colour and width `out` and `options` call for."""
+    is_tty = out.isatty()
+    color = is_tty if options.color is None else options.color
+    width = options.width or (_terminal_width(out) if is_tty else 100)
+    return Console(
+        file=buffer,
+        width=width,
+        force_terminal=color,
+        no_color=not color,
+        color_system="auto" if color else None,
+        highlight=False,
+        emoji=False,
+        soft_wrap=False,
+    )
+
+
+def _terminal_width(out: TextIO) -> int:
+    try:
+        return os.get_terminal_size(out.fileno()).columns
+    except (OSError, ValueError):
+        return 100
+
+
+def _summary(result: ScanResult) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    image = result.image
+    grid.add_row("Image", image.reference)
+    grid.add_row("Digest", image_version(result))
+    if image.config_digest and image.config_digest != image.manifest_digest:
+        grid.add_row("Image ID", image.config_digest)
+    os_info = result.catalogue.os
+    grid.add_row("OS", (os_info.pretty_name or os_info.id) if os_info else "unknown")
+    grid.add_row("User", _user(result))
+    counts = package_type_counts(result)
+    by_type = ", ".join(f"{k} {v}" for k, v in counts.items())
+    grid.add_row("Packages", f"{sum(counts.values())}" + (f" ({by_type})" if by_type else ""))
+    grid.add_row("Findings", _findings_summary(result))
+    grid.add_row("Secrets", str(len(result.catalogue.secrets)))
+    grid.add_row("Unknowns", str(len(result.catalogue.unknowns)))
+    if result.db_snapshot:
+        grid.add_row("DB snapshot", result.db_snapshot)
+    return grid
+
+
+def _user(result: ScanResult) -> str:
+    facts = result.facts
+    user = facts.user or "(root by default)"
+    if facts.runs_as_root is None:
+        return f"{user}, unresolved"
+    return f"{user}, runs as root" if facts.runs_as_root else f"{user}, uid {facts.uid}"
+
+
+def _findings_summary(result: ScanResult) -> Text:
+    total = len(result.findings)
+    text = Text(str(total))
+    parts = [(s, n) for s, n in severity_counts(result).items() if n]
+    if parts:
+        text.append(" (")
+        for i, (severity, n) in enumerate(parts):
+            if i:
+                text.append(", ")
+            text.append(f"{severity.value} {n}", style=_SEVERITY_STYLE[severity])
+        text.append(")")
+    return text
+
+
+def _table(title: str) -> Table:
+    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, expand=False)
+
+
+def _findings_table(result: ScanResult) -> Table:
+    table = _table("Vulnerabilities")
+    table.add_column("ID", no_wrap=True)
+    table.add_column("Package", overflow="fold")
+    table.add_column("Installed", overflow="fold")
+    table.add_column("Fixed in", overflow="fold")
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Severity", no_wrap=True)
+    for finding in sorted_findings(result):
+        fixed = ", ".join(finding.fixed_versions) if finding.status is FixState.FIXED else ""
+        severity = Text(finding.severity.value, style=_SEVERITY_STYLE[finding.severity])
+        table.add_row(
+            finding.id,
+            finding.package.name,
+            finding.package.version,
+            fixed,
+            finding.status.value,
+            severity,
+        )
+    return table
+
+
+def _packages_table(result: ScanResult) -> Table:
+    table = _table("Packages")
+    table.add_column("Name", overflow="fold")
+    table.add_column("Version", overflow="fold")
+    table.add_column("Type", no_wrap=True)
+    table.add_column("Source", overflow="fold")
+    for package in sorted_packages(result):
+        source = package.source_name or ""
+        if source and package.source_version and package.source_version != package.version:
+            source = f"{source} {package.source_version}"
+        table.add_row(package.name, package.version, package.type.value, source)
+    return table
+
+
+def _secrets_table(result: ScanResult) -> Table:
+    table = _table("Secrets")
+    table.add_column("Path", overflow="fold")
+    table.add_column("Line", justify="right", no_wrap=True)
+    table.add_column("Rule", overflow="fold")
+    table.add_column("Severity", no_wrap=True)
+    table.add_column("Hint", overflow="fold")
+    secrets = sorted(result.catalogue.secrets, key=lambda s: (s.path, s.line or 0, s.rule_id))
+    for secret in secrets:
+        line = "" if secret.line is None else str(secret.line)
+        table.add_row(secret.path, line, secret.title, secret.severity, secret.redacted)
+    return table
+
+
+def _unknowns_table(result: ScanResult) -> Table:
+    table = _table("Unknowns (not analysed)")
+    table.add_column("Where", overflow="fold")
+    table.add_column("Analyzer", no_wrap=True)
+    table.add_column("Reason", overflow="fold")
+    unknowns = sorted(result.catalogue.unknowns, key=lambda u: (u.where, u.reason))
+    for unknown in unknowns:
+        table.add_row(unknown.where, unknown.analyzer or "", unknown.reason)
+    return table
