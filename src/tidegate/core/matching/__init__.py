@@ -1,0 +1,1 @@
+"""Matching: packages against advisories, with each ecosystem's version rules (`ranges`)."""
