@@ -58,7 +58,9 @@ class _Walk:
     """State of one top-level archive's walk: what was found and what is left to spend."""
 
     layer: str | None
-    budget: int = MAX_TOTAL_READ
+    budget: int
+    max_depth: int
+    max_nested_size: int
     packages: dict[tuple[str, str, str, str], Package] = field(default_factory=dict)
     unknowns: list[Unknown] = field(default_factory=list)
 
@@ -108,7 +110,7 @@ def _logical_lines(text: str) -> list[str]:
     lines: list[str] = []
     current = ""
     for raw in text.splitlines():
-        part = raw.lstrip() if current else raw.strip()
+        part = raw.lstrip()
         if not current and (not part or part[0] in "#!"):
             continue
         trailing = len(part) - len(part.rstrip("\\"))
@@ -201,34 +203,38 @@ def _group_from_manifest(manifest: dict[str, str], artifact: str) -> str:
     return ""
 
 
-def _from_manifest(zf: zipfile.ZipFile, where: str, walk: _Walk) -> Package | None:
-    """Identify an archive without pom.properties from its manifest and file name."""
-    manifest: dict[str, str] = {}
+def _read_manifest(zf: zipfile.ZipFile, where: str, walk: _Walk) -> dict[str, str]:
     try:
         info = zf.getinfo("META-INF/MANIFEST.MF")
     except KeyError:
-        info = None
-    text = walk.read_text(zf, info, where) if info is not None else None
-    if text is not None:
-        manifest = parse_manifest(text)
+        return {}
+    text = walk.read_text(zf, info, where)
+    return parse_manifest(text) if text is not None else {}
+
+
+def _from_manifest(zf: zipfile.ZipFile, where: str, walk: _Walk) -> Package | None:
+    """Identify an archive without pom.properties from its manifest and file name."""
+    manifest = _read_manifest(zf, where, walk)
     stem = where.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     from_name = _FILENAME_RE.match(stem)
+    name_version = from_name.group("version") if from_name else ""
     artifact = from_name.group("artifact") if from_name else ""
     if not artifact:
-        title = manifest.get("Implementation-Title") or manifest.get("Specification-Title") or ""
-        artifact = title.strip() if re.fullmatch(r"[A-Za-z0-9_.-]+", title.strip()) else stem
+        title = (
+            manifest.get("Implementation-Title") or manifest.get("Specification-Title") or ""
+        ).strip()
+        artifact = title if re.fullmatch(r"[A-Za-z0-9_.-]+", title) else stem
     version = (
         manifest.get("Implementation-Version")
         or manifest.get("Bundle-Version")
         or manifest.get("Specification-Version")
-        or (from_name.group("version") if from_name else "")
+        or name_version
     ).strip()
     if not version:
         return None
-    source = "manifest" if manifest else "filename"
-    return _maven_package(
-        _group_from_manifest(manifest, artifact), artifact, version, where, walk, source
-    )
+    group = _group_from_manifest(manifest, artifact)
+    source = "manifest" if group or version != name_version else "filename"
+    return _maven_package(group, artifact, version, where, walk, source)
 
 
 def _walk_archive(data: bytes, where: str, depth: int, walk: _Walk) -> None:
@@ -252,16 +258,15 @@ def _walk_archive(data: bytes, where: str, depth: int, walk: _Walk) -> None:
 def _walk_nested(
     zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, depth: int, walk: _Walk
 ) -> None:
-    if depth > MAX_DEPTH:
-        walk.unknown(where, f"archive nested deeper than {MAX_DEPTH} levels; not read")
+    if depth > walk.max_depth:
+        walk.unknown(where, f"archive nested deeper than {walk.max_depth} levels; not read")
         return
     try:
-        data = walk.read(zf, info, MAX_NESTED_SIZE)
+        data = walk.read(zf, info, walk.max_nested_size)
         _walk_archive(data, where, depth, walk)
     except _TooLarge as exc:
-        walk.unknown(
-            where, f"nested archive of {exc.size} bytes exceeds {MAX_NESTED_SIZE}; not read"
-        )
+        limit = walk.max_nested_size
+        walk.unknown(where, f"nested archive of {exc.size} bytes exceeds {limit}; not read")
     except _ZIP_ERRORS as exc:
         walk.unknown(where, f"nested archive cannot be read: {exc}")
 
@@ -273,17 +278,29 @@ class JavaAnalyzer(BufferedAnalyzer):
     version = 1
     max_size = 256 * 1024 * 1024
 
+    def __init__(
+        self,
+        *,
+        max_depth: int = MAX_DEPTH,
+        max_nested_size: int = MAX_NESTED_SIZE,
+        max_total_read: int = MAX_TOTAL_READ,
+    ) -> None:
+        self.max_depth = max_depth
+        self.max_nested_size = max_nested_size
+        self.max_total_read = max_total_read
+
     def wants(self, entry: Entry) -> bool:
         return entry.path.lower().endswith(ARCHIVE_SUFFIXES)
 
     def parse(self, entry: Entry, data: bytes, layer: str | None) -> FileFindings:
-        walk = _Walk(layer)
+        walk = _Walk(layer, self.max_total_read, self.max_depth, self.max_nested_size)
         try:
             _walk_archive(data, entry.path, 0, walk)
         except _BudgetExceeded:
             walk.unknown(
                 entry.path,
-                f"more than {MAX_TOTAL_READ} bytes decompressed (zip bomb?); the rest was not read",
+                f"more than {self.max_total_read} bytes decompressed (zip bomb?); "
+                "the rest was not read",
             )
         except _ZIP_ERRORS as exc:
             if not walk.packages:
