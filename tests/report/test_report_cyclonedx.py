@@ -13,6 +13,7 @@ from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 from report_results import FIXED_ID, debian_result, minimal_result
 
+from tidegate.core.errors import ReportError
 from tidegate.core.models import Finding, FixState, Location, ScanResult, Severity
 from tidegate.report import ReportOptions, get_writer
 
@@ -206,3 +207,38 @@ def test_serial_number_is_derived_from_image_and_scan_time_when_not_given() -> N
     later = replace(result, scanned_at=result.scanned_at + timedelta(seconds=1))
     assert _bom(later, options)["serialNumber"] != first
     assert first != f"urn:uuid:{FIXED_ID}"
+
+
+def _with_package(**changes: Any) -> ScanResult:
+    result = debian_result()
+    package = replace(result.catalogue.packages[0], **changes)
+    return replace(result, catalogue=replace(result.catalogue, packages=(package,)), findings=())
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"version": ""},
+        {"version": "1" * 2000},
+        {"name": 'ü/we ird<>&"', "purl": ""},
+        {"licenses": ("(broken", "")},
+    ],
+    ids=["empty-version", "huge-version", "odd-name-no-purl", "odd-licenses"],
+)
+def test_odd_packages_still_give_a_valid_bom(changes: dict[str, Any]) -> None:
+    text = _bom_text(_with_package(**changes))
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(text) is None
+
+
+def test_huge_version_is_kept_whole_in_a_property() -> None:
+    (component,) = [
+        c for c in _bom(_with_package(version="9" * 2000))["components"] if c["type"] == "library"
+    ]
+    assert len(component["version"]) == 1024
+    props = {p["name"]: p["value"] for p in component["properties"]}
+    assert props["tidegate:package:version"] == "9" * 2000
+
+
+def test_bad_purl_is_a_report_error_naming_the_package() -> None:
+    with pytest.raises(ReportError, match=r"tzdata .*bad purl 'not a purl'"):
+        _bom_text(_with_package(purl="not a purl"))

@@ -14,6 +14,7 @@ from spdx_tools.spdx.model.relationship import RelationshipType
 from spdx_tools.spdx.parser.parse_anything import parse_file
 from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
 
+from tidegate.core.errors import ReportError
 from tidegate.core.models import Location, ScanResult
 from tidegate.report import ReportOptions, get_writer
 from tidegate.report.spdx import build_document
@@ -115,6 +116,7 @@ def test_package_has_purl_and_source() -> None:
         ),
         (("(broken",), "NOASSERTION", "declared by the package: (broken"),
         ((), "NOASSERTION", None),
+        (("", "  "), "NOASSERTION", None),
     ],
 )
 def test_declared_license(licenses: tuple[str, ...], declared: str, comment: str | None) -> None:
@@ -144,3 +146,11 @@ def test_hostile_names_still_make_valid_ids_and_namespace() -> None:
         findings=(),
     )
     assert validate_full_spdx_document(build_document(result, OPTIONS)) == []
+
+
+def test_bad_purl_is_a_report_error_naming_the_image() -> None:
+    result = debian_result()
+    bad = replace(result.catalogue.packages[0], purl="not a purl")
+    result = replace(result, catalogue=replace(result.catalogue, packages=(bad,)), findings=())
+    with pytest.raises(ReportError, match=r"registry.example.com/shop/api:1.4.2.*not a purl"):
+        _write(result)

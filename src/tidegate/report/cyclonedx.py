@@ -67,6 +67,9 @@ _RESPONSE = {
 }
 """What the owner of the image can do about a finding, per fix state (UNKNOWN: nothing said)."""
 
+_MAX_VERSION = 1024
+"""CycloneDX 1.6's maximum length of a component version."""
+
 _ID_SOURCES = (
     ("CVE-", "NVD", "https://nvd.nist.gov/vuln/detail/{}"),
     ("GHSA-", "GitHub", "https://github.com/advisories/{}"),
@@ -181,14 +184,20 @@ def _os_component(result: ScanResult) -> Component | None:
 
 
 def _package_component(package: Package, ref: str) -> Component:
+    properties = _package_properties(package)
+    version = package.version
+    if len(version) > _MAX_VERSION:
+        # CycloneDX 1.6 caps versions; keep the whole (hostile or broken) value as a property.
+        version = version[:_MAX_VERSION]
+        properties.append(Property(name="tidegate:package:version", value=package.version))
     return Component(
         type=ComponentType.LIBRARY,
         name=package.name,
-        version=package.version,
+        version=version,
         bom_ref=ref,
         purl=_purl(package),
         licenses=_licenses(package.licenses),
-        properties=_package_properties(package),
+        properties=properties,
     )
 
 
@@ -205,7 +214,7 @@ def _purl(package: Package) -> PackageURL | None:
 
 def _licenses(licenses: Iterable[str]) -> list[License]:
     factory = LicenseFactory()
-    names = sorted(set(licenses))
+    names = sorted({name.strip() for name in licenses if name.strip()})
     if len(names) == 1:
         return [factory.make_from_string(names[0])]
     # CycloneDX forbids an expression next to other licenses: with several, list each one alone.

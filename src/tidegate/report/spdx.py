@@ -185,9 +185,9 @@ def _declared_license(
     licenses: tuple[str, ...],
 ) -> tuple[LicenseExpression | SpdxNoAssertion, str | None]:
     """All licenses ANDed as one SPDX expression, or NOASSERTION and the text as a comment."""
-    if not licenses:
+    names = sorted({name.strip() for name in licenses if name.strip()})
+    if not names:
         return SpdxNoAssertion(), None
-    names = sorted(set(licenses))
     text = " AND ".join(f"({_DEBIAN_LICENSES.get(n, n)})" for n in names)
     try:
         expression = spdx_licensing.parse(text, validate=True, strict=True)
