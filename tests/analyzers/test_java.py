@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import shutil
+import subprocess
 import zipfile
+from pathlib import Path
 
 import pytest
 from util import LAYER, file_entry, run_analyzer
@@ -272,3 +275,26 @@ def test_parse_manifest_main_section_with_continuations() -> None:
     manifest = parse_manifest(COMMONS_MANIFEST)
     assert manifest["Implementation-Version"] == "3.12.0"
     assert manifest["Export-Package"].endswith('org.apache.commons.lang3.builder;version="3.12.0"')
+
+
+def test_jar_built_by_the_jdk_tools(tmp_path: Path) -> None:
+    javac, jar = shutil.which("javac"), shutil.which("jar")
+    if javac is None or jar is None:
+        pytest.skip("javac/jar (Debian default-jdk-headless) are not installed")
+    (tmp_path / "Hello.java").write_text(
+        'public class Hello { public static void main(String[] a) { System.out.println("hi"); } }\n'
+    )
+    (tmp_path / "manifest.txt").write_text(
+        "Implementation-Vendor-Id: com.example\nImplementation-Version: 1.0.0\n"
+    )
+    subprocess.run([javac, "Hello.java"], cwd=tmp_path, check=True, capture_output=True)
+    subprocess.run(
+        [jar, "--create", "--file", "hello-1.0.0.jar", "--manifest", "manifest.txt", "Hello.class"],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+    )
+    findings = run("/app/hello-1.0.0.jar", (tmp_path / "hello-1.0.0.jar").read_bytes())
+    assert [(p.name, p.version, p.purl) for p in findings.packages] == [
+        ("com.example:hello", "1.0.0", "pkg:maven/com.example/hello@1.0.0")
+    ]
