@@ -48,16 +48,25 @@ class TableWriter:
         buffer = io.StringIO()
         console = _console(buffer, out, options)
         console.print(_summary(result))
-        if result.findings:
-            console.print(_findings_table(result))
-        elif result.catalogue.packages:
-            console.print(_packages_table(result))
-        if result.catalogue.secrets:
-            console.print(_secrets_table(result))
-        if result.catalogue.unknowns:
-            console.print(_unknowns_table(result))
+        for section in _sections(result):
+            console.print()
+            console.print(section)
         # rich pads every line to the table width; trailing blanks only clutter logs and diffs.
         out.writelines(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
+
+
+def _sections(result: ScanResult) -> list[Table]:
+    """Findings when there are any, else packages; then secrets and unknowns when present."""
+    sections: list[Table] = []
+    if result.findings:
+        sections.append(_findings_table(result))
+    elif result.catalogue.packages:
+        sections.append(_packages_table(result))
+    if result.catalogue.secrets:
+        sections.append(_secrets_table(result))
+    if result.catalogue.unknowns:
+        sections.append(_unknowns_table(result))
+    return sections
 
 
 def _console(buffer: TextIO, out: TextIO, options: ReportOptions) -> Console:
