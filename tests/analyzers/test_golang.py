@@ -331,7 +331,7 @@ def test_pointer_format_is_an_unknown() -> None:
     [
         pytest.param(b"#!/bin/sh\necho hi\n" * 10 + MAGIC + bytes([8, 2]), id="script"),
         pytest.param(b"\x7fELF" + b"\0" * 5000, id="elf-without-go"),
-        pytest.param(_binary(_blob()[:40], 4096)[: 4096 + 40], id="truncated-blob"),
+        pytest.param(_binary(_blob()[:20], 4096)[: 4096 + 20], id="truncated-header"),
         pytest.param(b"MZ" + b"\0" * 200, id="pe-without-go"),
     ],
 )
@@ -344,6 +344,14 @@ def test_script_is_dropped_after_first_chunk() -> None:
     scanner = BuildInfoScanner()
     scanner.feed(b"#!/bin/sh\n")
     assert scanner.state is ScanState.NOT_EXECUTABLE
+
+
+@pytest.mark.parametrize("cut", [34, 44, 100])
+def test_truncated_blob_is_an_unknown(cut: int) -> None:
+    data = _binary(_blob(), 4096)[: 4096 + cut]
+    findings = run_go("/bin/cut", data, chunk_size=1000)
+    assert findings.packages == ()
+    assert [u.reason for u in findings.unknowns] == ["Go build info cut off by the end of the file"]
 
 
 def test_malformed_modinfo_is_an_analyzer_error() -> None:

@@ -47,6 +47,8 @@ class ScanState(StrEnum):
     """The file does not start like an ELF, Mach-O or PE binary: nothing to look for."""
     FOUND = "found"
     """Go >= 1.18 build info was read: `version` and `modinfo` are set."""
+    TRUNCATED = "truncated"
+    """A build info header whose strings are cut off by the end of the file."""
     POINTER_FORMAT = "pointer-format"
     """Build info of Go < 1.18 (pointers to the strings): found but not readable in one pass."""
 
@@ -147,6 +149,9 @@ class BuildInfoScanner:
         """No more input: a file too short for the format check is not a binary."""
         if not self._checked:
             self.state = ScanState.NOT_EXECUTABLE
+        elif self._blob is not None and len(self._blob) >= HEADER_SIZE:
+            # A valid header whose strings the file ends before.
+            self.state = ScanState.TRUNCATED
 
     def _search(self, chunk: bytes) -> None:
         if len(chunk) < len(MAGIC):  # a tiny chunk: joining it with the tail copies little

@@ -55,6 +55,11 @@ _KEPT_SETTINGS = frozenset(
     }
 )
 
+_UNREADABLE = {
+    ScanState.POINTER_FORMAT: "Go < 1.18 build info needs random access; not read",
+    ScanState.TRUNCATED: "Go build info cut off by the end of the file",
+}
+
 
 def stdlib_version(toolchain: str) -> str | None:
     """OSV's version of the standard library of a Go toolchain; None for devel builds."""
@@ -156,13 +161,12 @@ class _GoConsumer:
     def finish(self) -> FileFindings:
         scanner, path = self._scanner, self._entry.path
         scanner.finish()
-        empty = FileFindings(analyzer=GoBinaryAnalyzer.name, path=path)
-        if scanner.state is ScanState.POINTER_FORMAT:
-            reason = "Go < 1.18 build info needs random access; not read"
+        reason = _UNREADABLE.get(scanner.state)
+        if reason is not None:
             unknown = Unknown(path, reason, GoBinaryAnalyzer.name, self._layer)
             return FileFindings(analyzer=GoBinaryAnalyzer.name, path=path, unknowns=(unknown,))
         if scanner.state is not ScanState.FOUND:
-            return empty
+            return FileFindings(analyzer=GoBinaryAnalyzer.name, path=path)
         try:
             info = parse_modinfo(scanner.modinfo)
         except ModInfoError as exc:
