@@ -69,12 +69,15 @@ class RpmAnalyzer(BufferedAnalyzer):
 def _sqlite_blobs(path: str, data: bytes) -> Iterator[tuple[int, bytes]]:
     if not data.startswith(_SQLITE_MAGIC):
         raise AnalyzerError(f"{path}: not an SQLite database (bad magic)")
-    image = bytearray(data)
-    if len(image) >= 20 and image[18] == 2 and image[19] == 2:
-        image[18] = image[19] = 1  # WAL mode cannot be opened in memory; read as legacy journal
+    image: bytes | bytearray = data
+    if data[18:20] == b"\x02\x02":
+        # A WAL-mode database cannot be opened in memory ("unable to open database file"):
+        # the header's read/write versions are set back to rollback-journal mode.
+        image = bytearray(data)
+        image[18] = image[19] = 1
     conn = sqlite3.connect(":memory:")
     try:
-        conn.deserialize(bytes(image))
+        conn.deserialize(image)
         steps = iter(range(_SQLITE_STEP_LIMIT))
         conn.set_progress_handler(lambda: next(steps, None) is None, 10_000)
         conn.execute("PRAGMA query_only = ON")
