@@ -229,7 +229,7 @@ def _merge_one(
     try:
         adv = osv.parse_record(raw, where=where, source=source)
     except FeedError as exc:
-        _problem(tally, strict, ImportProblem(where, key[0] if key else None, str(exc)), exc)
+        _problem(tally, strict, ImportProblem(where, osv.record_id(raw), str(exc)), exc)
         return
     _count(tally, writer.merge(adv), adv.modified)
 

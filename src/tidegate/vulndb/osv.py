@@ -115,6 +115,12 @@ def load_document(data: bytes, *, where: str, yaml_format: bool | None = None) -
     raise FeedError(f"{where}: expected an OSV record (an object), got {_kind(doc)}")
 
 
+def record_id(raw: object) -> str | None:
+    """The id of a raw record when it is a plain string of sane length, to name it in errors."""
+    rid = raw.get("id") if isinstance(raw, dict) else None
+    return rid if isinstance(rid, str) and len(rid) <= MAX_ID else None
+
+
 def record_key(raw: object) -> tuple[str, str] | None:
     """(id, modified) of a raw record as written, without parsing it; None when not plain strings.
 
