@@ -10,6 +10,7 @@ import shutil
 import sqlite3
 import struct
 import subprocess
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from tidegate.core.models import FileFindings, Location, PackageType
 
 SQLITE_PATH = "/var/lib/rpm/rpmdb.sqlite"
 BDB_PATH = "/var/lib/rpm/Packages"
+NDB_PATH = "/usr/lib/sysimage/rpm/Packages.db"
 QUERY_FORMAT = "%{NAME}\t%{EVR}\t%{SOURCERPM}\t%{ARCH}\t%{LICENSE}\n"
 
 SPECS = {
@@ -530,6 +532,105 @@ def test_corrupt_bdb_gives_unknowns_not_hangs(rpmdb: RpmDb, tmp_path: Path, lord
         assert {p.name for p in findings.packages} <= {r[0] for r in rpmdb.expected}, name
 
 
+# --- ndb (SUSE Packages.db) ---------------------------------------------------------------------
+
+
+def make_ndb(blobs: list[tuple[int, bytes]], slot_pages: int = 1) -> bytes:
+    """An ndb Packages.db laid out as rpm's lib/backend/ndb/rpmpkg.c writes it.
+
+    No tool here writes ndb (Debian's rpm has no ndb backend), so this writer follows rpmpkg.c:
+    header, slot pages, then blobs with head, padding and an Adler-32 tail.
+    """
+    slots = bytearray(slot_pages * 4096)
+    struct.pack_into("<4sIIII", slots, 0, b"RpmP", 0, 7, slot_pages, len(blobs) + 1)
+    for offset in range(32, len(slots), 16):
+        slots[offset : offset + 4] = b"Slot"
+    area = b""
+    for number, (index, blob) in enumerate(blobs):
+        block = (len(slots) + len(area)) // 16
+        count = -(-(16 + len(blob) + 12) // 16)
+        body = struct.pack("<4sIII", b"BlbS", index, 7, len(blob)) + blob
+        body += b"\x00" * (count * 16 - 12 - len(body))
+        area += body + struct.pack("<II4s", zlib.adler32(body), len(blob), b"BlbE")
+        struct.pack_into("<4sIII", slots, 32 + 16 * number, b"Slot", index, block, count)
+    return bytes(slots) + area
+
+
+@pytest.mark.system
+def test_ndb_with_real_headers(rpmdb: RpmDb) -> None:
+    data = make_ndb(_sqlite_rows(rpmdb.root))
+    findings = run_analyzer(RpmAnalyzer(), NDB_PATH, data, chunk_size=65536)
+    assert findings.unknowns == ()
+    assert _rows(findings) == rpmdb.expected
+
+
+def _corrupt(data: bytes, offset: int, value: bytes) -> bytes:
+    return data[:offset] + value + data[offset + len(value) :]
+
+
+NDB_GOOD = make_ndb([(1, make_header(GOOD)), (2, make_header([s(1000, "zlib"), *GOOD[1:]]))])
+SECOND_BLOB = 4096 + 16 * (-(-(16 + len(make_header(GOOD)) + 12) // 16))
+
+
+@pytest.mark.parametrize(
+    ("data", "names", "reason"),
+    [
+        pytest.param(NDB_GOOD, ["curl", "zlib"], None, id="good"),
+        pytest.param(
+            _corrupt(NDB_GOOD, 4096 + 40, b"X"), ["zlib"], "checksum mismatch", id="checksum"
+        ),
+        pytest.param(_corrupt(NDB_GOOD, 4096, b"XXXX"), ["zlib"], "blob head", id="head-magic"),
+        pytest.param(
+            _corrupt(NDB_GOOD, SECOND_BLOB - 4, b"XXXX"), ["zlib"], "blob tail", id="tail-magic"
+        ),
+        pytest.param(
+            _corrupt(NDB_GOOD, 32 + 12, struct.pack("<I", 5)),
+            ["zlib"],
+            "blob head does not match",
+            id="wrong-count",
+        ),
+        pytest.param(
+            _corrupt(NDB_GOOD, 32 + 8, struct.pack("<I", 0xFFFFFFF0)),
+            ["zlib"],
+            "outside the file",
+            id="offset-beyond-file",
+        ),
+        pytest.param(
+            _corrupt(NDB_GOOD, 32 + 8, struct.pack("<I", 3)),
+            ["zlib"],
+            "invalid entry",
+            id="offset-in-slot-area",
+        ),
+        pytest.param(_corrupt(NDB_GOOD, 32 + 16, b"Junk"), ["curl"], "bad magic", id="slot-magic"),
+        pytest.param(NDB_GOOD[: SECOND_BLOB + 20], ["curl"], "outside the file", id="truncated"),
+    ],
+)
+def test_ndb_hostile_slots(data: bytes, names: list[str], reason: str | None) -> None:
+    findings = run_analyzer(RpmAnalyzer(), NDB_PATH, data)
+    assert [p.name for p in findings.packages] == names
+    if reason is None:
+        assert findings.unknowns == ()
+    else:
+        assert reason in findings.unknowns[0].reason
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        pytest.param(b"", "no rpm ndb magic", id="empty"),
+        pytest.param(b"RpmP" + b"\x00" * 10, "no rpm ndb magic", id="short"),
+        pytest.param(_corrupt(NDB_GOOD, 4, struct.pack("<I", 3)), "version 3", id="version"),
+        pytest.param(_corrupt(NDB_GOOD, 12, struct.pack("<I", 0)), "0 slot pages", id="no-pages"),
+        pytest.param(
+            _corrupt(NDB_GOOD, 12, struct.pack("<I", 0xFFFFFFFF)), "slot pages", id="absurd-pages"
+        ),
+    ],
+)
+def test_ndb_hostile_header(data: bytes, match: str) -> None:
+    with pytest.raises(AnalyzerError, match=match):
+        run_analyzer(RpmAnalyzer(), NDB_PATH, data)
+
+
 @pytest.mark.parametrize(
     ("path", "wanted"),
     [
@@ -537,6 +638,8 @@ def test_corrupt_bdb_gives_unknowns_not_hangs(rpmdb: RpmDb, tmp_path: Path, lord
         ("/usr/lib/sysimage/rpm/rpmdb.sqlite", True),
         (BDB_PATH, True),
         ("/usr/lib/sysimage/rpm/Packages", True),
+        (NDB_PATH, True),
+        ("/var/lib/rpm/Packages.db", True),
         ("/var/lib/rpm/rpmdb.sqlite-wal", False),
         ("/var/lib/rpm/Name", False),
         ("/home/user/Packages", False),

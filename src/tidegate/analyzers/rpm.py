@@ -1,4 +1,4 @@
-"""RPM packages: the rpm database, SQLite (current distributions) or Berkeley DB (older ones).
+"""RPM packages: the rpm database in any of its three formats.
 
 Owns finding the header blobs in both database formats and turning them into packages:
 
@@ -7,6 +7,7 @@ Owns finding the header blobs in both database formats and turning them into pac
   left in WAL mode is read as a rollback-journal one; changes still in the `-wal` file, which
   this analyzer never sees, are not part of the result.
 - `Packages` (Berkeley DB hash, RHEL/CentOS <= 8, Amazon Linux 2): read by `rpmdb_bdb`.
+- `Packages.db` (rpm's "ndb", SUSE Linux Enterprise and openSUSE): read by `rpmdb_ndb`.
 
 Headers are parsed by `rpm_header`. `gpg-pubkey` pseudo-packages (imported signing keys) are
 skipped. A header that cannot be parsed is an Unknown; the other packages are still returned.
@@ -20,11 +21,14 @@ from collections.abc import Iterator
 from tidegate.analyzers.interface import AnalyzerError, BufferedAnalyzer
 from tidegate.analyzers.rpm_header import HeaderError, RpmHeader, parse_header, split_source_rpm
 from tidegate.analyzers.rpmdb_bdb import BdbError, HashReader
+from tidegate.analyzers.rpmdb_ndb import NdbError, NdbReader
 from tidegate.core.files import Entry
 from tidegate.core.models import FileFindings, Location, Package, PackageType, Unknown
 
 SQLITE_PATHS = frozenset({"/var/lib/rpm/rpmdb.sqlite", "/usr/lib/sysimage/rpm/rpmdb.sqlite"})
 BDB_PATHS = frozenset({"/var/lib/rpm/Packages", "/usr/lib/sysimage/rpm/Packages"})
+NDB_PATHS = frozenset({"/var/lib/rpm/Packages.db", "/usr/lib/sysimage/rpm/Packages.db"})
+_ALL_PATHS = SQLITE_PATHS | BDB_PATHS | NDB_PATHS
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _MAX_UNKNOWNS = 20
 _SQLITE_STEP_LIMIT = 50_000
@@ -40,12 +44,14 @@ class RpmAnalyzer(BufferedAnalyzer):
     max_size = 512 * 1024 * 1024  # rpm databases of large images reach hundreds of MiB
 
     def wants(self, entry: Entry) -> bool:
-        return entry.path in SQLITE_PATHS or entry.path in BDB_PATHS
+        return entry.path in _ALL_PATHS
 
     def parse(self, entry: Entry, data: bytes, layer: str | None) -> FileFindings:
         problems: list[str] = []
         if entry.path in SQLITE_PATHS:
             blobs = list(_sqlite_blobs(entry.path, data))
+        elif entry.path in NDB_PATHS:
+            blobs = _ndb_blobs(entry.path, data, problems)
         else:
             blobs = _bdb_blobs(entry.path, data, problems)
         location = Location(entry.path, layer)
@@ -101,6 +107,16 @@ def _bdb_blobs(path: str, data: bytes, problems: list[str]) -> list[tuple[int, b
     except BdbError as exc:
         raise AnalyzerError(f"{path}: {exc}") from exc
     blobs = list(enumerate(reader.values(), start=1))
+    problems.extend(reader.problems)
+    return blobs
+
+
+def _ndb_blobs(path: str, data: bytes, problems: list[str]) -> list[tuple[int, bytes]]:
+    try:
+        reader = NdbReader(data)
+    except NdbError as exc:
+        raise AnalyzerError(f"{path}: {exc}") from exc
+    blobs = list(reader.blobs())
     problems.extend(reader.problems)
     return blobs
 
