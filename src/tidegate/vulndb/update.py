@@ -52,7 +52,6 @@ DEFAULT_ECOSYSTEMS: tuple[str, ...] = (
 )
 """The ecosystems of the packages Tidegate catalogues (OS: dpkg, apk, rpm; languages)."""
 
-_CHUNK = 1024 * 1024
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
 
@@ -188,13 +187,14 @@ def _fetch(
     if part_etag is None:
         part.unlink(missing_ok=True)
     offset = part.stat().st_size if part.exists() else 0
-    headers: dict[str, str] = {}
+    # Ranges count bytes of the stored entity: ask for it unencoded so offsets mean file offsets.
+    headers = {"Accept-Encoding": "identity"}
     if offset and part_etag:
-        headers = {"Range": f"bytes={offset}-", "If-Range": part_etag}
+        headers |= {"Range": f"bytes={offset}-", "If-Range": part_etag}
     else:
         known_etag = _stored_etag(store_path, source_name(ecosystem))
         if known_etag:
-            headers = {"If-None-Match": known_etag}
+            headers["If-None-Match"] = known_etag
     task = f"download {ecosystem}"
     try:
         with http.stream("GET", url, headers=headers) as response:
@@ -246,7 +246,8 @@ def _receive(
         with part.open("r+b" if start else "wb") as handle:
             handle.seek(start)
             handle.truncate()
-            for chunk in response.iter_bytes(_CHUNK):
+            # No chunk size: httpx would hold back up to a chunk, lost if the connection drops.
+            for chunk in response.iter_bytes():
                 handle.write(chunk)
                 received += len(chunk)
                 progress.advance(task, len(chunk))
