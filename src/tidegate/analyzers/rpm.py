@@ -1,6 +1,6 @@
 """RPM packages: the rpm database in any of its three formats.
 
-Owns finding the header blobs in both database formats and turning them into packages:
+Owns finding the header blobs in each database format and turning them into packages:
 
 - `rpmdb.sqlite` (`/var/lib/rpm` and `/usr/lib/sysimage/rpm`): table `Packages(hnum, blob)`.
   The file is opened from memory (`sqlite3` `deserialize`), never written to disk. A database
