@@ -13,7 +13,7 @@ import pytest
 
 import tidegate.versions
 from tidegate.core.errors import VersionError
-from tidegate.core.versions import VersionKind, comparator, compare
+from tidegate.core.versions import VersionKind, apk, comparator, compare
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "versions"
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "vulndata" / "versions"
@@ -209,3 +209,16 @@ def test_cached_comparisons_are_fast() -> None:
             for bound in ("0.5.1-1", "1.2.3-1", "25.0.0-1"):
                 compare(kind, version, bound)
         assert time.perf_counter() - start < 0.5, kind
+
+
+def test_apk_fast_path_agrees_with_the_full_scanner() -> None:
+    """Well-formed apk versions are read by one regex; the result must equal apk's token scan."""
+    paths = [FIXTURES / "apk.tsv"] + [
+        SHARED / n
+        for n, k in SHARED_FILES.items()
+        if k == VersionKind.APK and (SHARED / n).is_file()
+    ]
+    versions = {v for path in paths for _, a, b, _ in _rows(path) for v in (a, b)}
+    versions |= {"1.0bc", "23_foo", "1.0_patch1", "1.2.3~", "1.0-r", "1..2", "1.9.4p2-r1"}
+    mismatched = [v for v in sorted(versions) if apk._scan(v) != apk.tokens(v)]
+    assert not mismatched

@@ -12,6 +12,7 @@ validate, refuses such versions.
 
 from __future__ import annotations
 
+import re
 from enum import IntEnum
 from functools import lru_cache
 
@@ -97,9 +98,42 @@ def _value(kind: _T, text: str, i: int) -> tuple[int | str, int] | None:
     return (text[i:end], end) if end > i else None
 
 
+_WELL_FORMED = re.compile(
+    r"(?P<numbers>[0-9]+(?:\.[0-9]+)*)(?P<letter>[a-z]?)"
+    r"(?P<suffixes>(?:_(?:alpha|beta|pre|rc|cvs|svn|git|hg|p)[0-9]*)*)"
+    r"(?:~(?P<hash>[0-9a-f]+))?(?:-r(?P<revision>[0-9]+))?"
+)
+_SUFFIX = re.compile(r"_([a-z]+)([0-9]*)")
+
+
 @lru_cache(maxsize=65536)
 def tokens(version: str) -> ApkKey:
     """Tokenise like apk: stop at the first invalid token, recording it as INVALID."""
+    m = _WELL_FORMED.fullmatch(version)
+    return _scan(version) if m is None else _tokens_of(m)
+
+
+def _tokens_of(m: re.Match[str]) -> ApkKey:
+    """The tokens of a well-formed version, from one regex match (the common, fast case)."""
+    first, *rest = m["numbers"].split(".")
+    out: list[_Token] = [(_T.FIRST_DIGIT, int(first))]
+    out.extend((_T.DIGIT, n if n[0] == "0" else int(n)) for n in rest)
+    if m["letter"]:
+        out.append((_T.LETTER, m["letter"]))
+    for name, number in _SUFFIX.findall(m["suffixes"]):
+        out.append((_T.SUFFIX, _SUFFIX_ORDER[name]))
+        if number:
+            out.append((_T.SUFFIX_NO, int(number)))
+    if m["hash"]:
+        out.append((_T.COMMIT_HASH, m["hash"]))
+    if m["revision"] is not None:
+        out.append((_T.REVISION_NO, int(m["revision"])))
+    out.append((_T.END, 0))
+    return tuple(out)
+
+
+def _scan(version: str) -> ApkKey:
+    """apk's token-by-token reading, for any string (the slow, general case)."""
     out: list[_Token] = []
     kind, i = _T.FIRST_DIGIT, 0
     while True:

@@ -10,10 +10,13 @@ are accepted here.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from itertools import zip_longest
 
 from tidegate.core.versions.interface import VersionKind, invalid
+
+_SPACE = re.compile(r"\s")
 
 _Part = tuple[tuple[int, ...], int]
 """A run of non-digits (as dpkg character weights, ended by 0) and the number that follows it."""
@@ -33,19 +36,27 @@ def _weight(char: str) -> int:
     return ord(char) + 256
 
 
+_RUNS = re.compile(r"([^0-9]*)([0-9]*)")
+_WEIGHTS = {chr(code): _weight(chr(code)) for code in range(128)}
+_run_weights: dict[str, tuple[int, ...]] = {}
+"""Weights of the non-digit runs seen so far ("." "-" "+deb" "~rc"...: a small set, reused)."""
+
+
+def _weights(run: str) -> tuple[int, ...]:
+    weights = _run_weights.get(run)
+    if weights is None:
+        weights = (*(_WEIGHTS[c] for c in run), 0)
+        if len(_run_weights) < 4096:
+            _run_weights[run] = weights
+    return weights
+
+
 def _split(text: str) -> tuple[_Part, ...]:
-    parts: list[_Part] = []
-    i, n = 0, len(text)
-    while i < n:
-        start = i
-        while i < n and not text[i].isdigit():
-            i += 1
-        weights = (*(_weight(c) for c in text[start:i]), 0)
-        start = i
-        while i < n and text[i].isdigit():
-            i += 1
-        parts.append((weights, int(text[start:i]) if i > start else 0))
-    return tuple(parts)
+    return tuple(
+        (_weights(letters), int(digits) if digits else 0)
+        for letters, digits in _RUNS.findall(text)
+        if letters or digits  # findall ends with an empty match
+    )
 
 
 @lru_cache(maxsize=65536)
@@ -54,7 +65,7 @@ def parse(version: str) -> DebKey:
     text = version.strip()
     if not text:
         raise invalid(VersionKind.DEB, version, "empty")
-    if any(c.isspace() for c in text):
+    if _SPACE.search(text):
         raise invalid(VersionKind.DEB, version, "contains whitespace")
     epoch = 0
     if ":" in text:
@@ -71,7 +82,7 @@ def parse(version: str) -> DebKey:
         raise invalid(VersionKind.DEB, version, "empty revision after '-'")
     if not upstream:
         raise invalid(VersionKind.DEB, version, "empty upstream version")
-    if not all(c.isascii() for c in text):
+    if not text.isascii():
         raise invalid(VersionKind.DEB, version, "non-ASCII characters")
     return (epoch, _split(upstream), _split(revision))
 

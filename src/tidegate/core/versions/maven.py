@@ -11,10 +11,13 @@ Maven accepts any string; only an empty one or one with whitespace is refused he
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import TypeAlias
 
 from tidegate.core.versions.interface import VersionKind, invalid
+
+_SPACE = re.compile(r"\s")
 
 MavenItem: TypeAlias = "int | str | tuple[MavenItem, ...]"
 """A number, a qualifier (as its sortable form, see `_qualifier`) or a nested list."""
@@ -69,7 +72,7 @@ def _freeze(items: list[object]) -> tuple[MavenItem, ...]:
 @lru_cache(maxsize=65536)
 def parse(version: str) -> tuple[MavenItem, ...]:
     """Parse a Maven version into ComparableVersion's item list. Raises VersionError."""
-    if not version.strip() or any(c.isspace() for c in version):
+    if not version.strip() or _SPACE.search(version):
         raise invalid(VersionKind.MAVEN, version, "empty or contains whitespace")
     text = version.lower()
     root: list[object] = []

@@ -9,9 +9,12 @@ other segment. A missing release compares as an empty one.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 from tidegate.core.versions.interface import VersionKind, invalid
+
+_SPACE = re.compile(r"\s")
 
 # A segment: ("~",), ("^",), ("n", number) or ("a", letters).
 _Segment = tuple[str, int | str] | tuple[str]
@@ -21,26 +24,19 @@ _TILDE: _Segment = ("~",)
 _CARET: _Segment = ("^",)
 
 
+_SEGMENT = re.compile(r"([0-9]+)|([A-Za-z]+)|([~^])")
+"""rpm's segments: ASCII digits, ASCII letters, and the two marks; everything else separates."""
+
+
 def _segments(text: str) -> tuple[_Segment, ...]:
     out: list[_Segment] = []
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c == "~" or c == "^":
-            out.append(_TILDE if c == "~" else _CARET)
-            i += 1
-        elif c.isascii() and c.isdigit():
-            start = i
-            while i < n and text[i].isascii() and text[i].isdigit():
-                i += 1
-            out.append(("n", int(text[start:i])))
-        elif c.isascii() and c.isalpha():
-            start = i
-            while i < n and text[i].isascii() and text[i].isalpha():
-                i += 1
-            out.append(("a", text[start:i]))
+    for digits, letters, mark in _SEGMENT.findall(text):
+        if digits:
+            out.append(("n", int(digits)))
+        elif letters:
+            out.append(("a", letters))
         else:
-            i += 1  # a separator: it only splits segments
+            out.append(_TILDE if mark == "~" else _CARET)
     return tuple(out)
 
 
@@ -80,7 +76,7 @@ def parse(version: str) -> RpmKey:
     text = version.strip()
     if not text:
         raise invalid(VersionKind.RPM, version, "empty")
-    if any(c.isspace() for c in text):
+    if _SPACE.search(text):
         raise invalid(VersionKind.RPM, version, "contains whitespace")
     epoch = 0
     head, colon, rest = text.partition(":")
