@@ -18,11 +18,11 @@ import gzip
 import hashlib
 import io
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import IO, Protocol, cast
+from typing import IO, Protocol, assert_never, cast
 
 from tidegate.core.errors import DigestMismatchError, LayerError, TidegateError
 from tidegate.core.files import Entry, EntryKind, normalize_path
@@ -59,17 +59,6 @@ class Verify(StrEnum):
     DIFF_ID = "diff_id"
     """The uncompressed tar (docker-archive, whose layer files are named by their diff_id)."""
     NONE = "none"
-
-
-def compression_of(media_type: str) -> Compression | None:
-    """The compression a media type declares; None when it does not say (magic bytes decide)."""
-    if media_type.endswith(("gzip", "+gzip")):
-        return Compression.GZIP
-    if media_type.endswith(("zstd", "+zstd")):
-        return Compression.ZSTD
-    if media_type.endswith((".tar", "layer.v1.tar")):
-        return Compression.NONE
-    return None
 
 
 def sniff_compression(head: bytes) -> Compression:
@@ -153,7 +142,7 @@ def _open_decompressor(
             return zread
         case Compression.NONE:
             return raw.pull
-    raise AssertionError(compression)  # pragma: no cover - exhaustive match
+    assert_never(compression)
 
 
 def _open_gzip(raw: _HashingReader, stack: ExitStack) -> Callable[[int], bytes]:
@@ -321,12 +310,12 @@ def read_layer(
     limits: Limits,
     *,
     verify: Verify = Verify.BLOB,
-) -> Iterator[LayerItem]:
+) -> Generator[LayerItem, None, None]:
     """Stream the entries of one layer blob; raise at the end when its digest does not match.
 
     `layer.digest` is checked against the raw bytes (`Verify.BLOB`), or `layer.diff_id` against
-    the uncompressed tar (`Verify.DIFF_ID`). Compression comes from `layer.media_type` when it
-    says, else from the blob's magic bytes. The caller closes `source`.
+    the uncompressed tar (`Verify.DIFF_ID`). Compression is detected from the blob's magic
+    bytes. The caller closes `source`.
     """
     name = layer.digest or layer.diff_id or "(unnamed layer)"
     blob_hasher, blob_hex = (None, "")
@@ -336,12 +325,9 @@ def read_layer(
     elif verify is Verify.DIFF_ID:
         diff_hasher, diff_hex = new_hasher(layer.diff_id, f"layer {name}")
     head, _ = _read_head(source, blob_hasher, 4)
-    compression = compression_of(layer.media_type) or sniff_compression(head)
-    if compression is not Compression.NONE and not head.startswith(
-        _GZIP_MAGIC if compression is Compression.GZIP else _ZSTD_MAGIC
-    ):
-        # Media types lie (some tools label plain tars as gzip): trust the bytes.
-        compression = sniff_compression(head)
+    # Media types lie (docker-archive labels gzipped layers as plain tar, some tools label plain
+    # tars as gzip), and a tar can never start with these magic bytes: trust the bytes.
+    compression = sniff_compression(head)
     raw = _HashingReader(source, blob_hasher, head)
     raw.count = len(head)
     with ExitStack() as stack:
