@@ -119,7 +119,7 @@ def _prepare(rng: Range, kind: VersionKind) -> _Prepared | str:
             try:
                 cmp.parse(event.version)
             except VersionError as exc:
-                return f"{event.kind.value} {event.version!r}: {exc}"
+                return f"{event.kind.value} event: {exc}"
     events = [e for e in rng.events if e.kind != EventKind.LIMIT]
     limits = tuple(e.version for e in rng.events if e.kind == EventKind.LIMIT)
     if not any(e.kind == EventKind.INTRODUCED for e in events):
