@@ -35,7 +35,7 @@ MIRROR = "http://deb.debian.org/debian"
 TAG = "large"
 IMAGE_DIR_NAME = "large-image"
 INFO_NAME = "info.json"
-BUILD_FORMAT = 1
+BUILD_FORMAT = 3
 """Bump when the recipe below changes, so cached images of an older recipe are rebuilt."""
 
 PACKAGE_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -102,15 +102,20 @@ def _mounted_under(root: Path) -> list[str]:
 
 
 @contextmanager
-def chroot_mounts(rootfs: Path) -> Iterator[None]:
-    """/proc and /dev mounted inside the chroot while apt runs (Java's postinst needs /proc)."""
+def chroot_mounts(rootfs: Path, debs: Path) -> Iterator[None]:
+    """/proc, /dev and the deb cache mounted in the chroot while apt runs.
+
+    Java's postinst needs /proc. The debs land in `debs` outside the image, so they are not in
+    a layer and a rebuild does not download them again.
+    """
     mounted: list[Path] = []
     try:
         for target, args in (
             (rootfs / "proc", ["-t", "proc", "proc"]),
             (rootfs / "dev", ["--bind", "/dev"]),
+            (rootfs / "var/cache/apt/archives", ["--bind", str(debs)]),
         ):
-            target.mkdir(exist_ok=True)
+            target.mkdir(parents=True, exist_ok=True)
             run(["mount", *args, str(target)])
             mounted.append(target)
         yield
@@ -128,7 +133,7 @@ def _chroot_env() -> dict[str, str]:
     }
 
 
-def install_group(rootfs: Path, packages: Sequence[str]) -> None:
+def install_group(rootfs: Path, packages: Sequence[str], debs: Path) -> None:
     """apt-get install one group into the chroot and leave no apt lists or downloaded debs."""
     shutil.copyfile("/etc/resolv.conf", rootfs / "etc/resolv.conf")
     policy = rootfs / "usr/sbin/policy-rc.d"
@@ -136,13 +141,23 @@ def install_group(rootfs: Path, packages: Sequence[str]) -> None:
     policy.chmod(0o755)
     env = _chroot_env()
     apt = ["chroot", str(rootfs), "apt-get", "-q", "-y", "-o", "Dpkg::Use-Pty=0"]
-    with chroot_mounts(rootfs):
+    (debs / "apt").mkdir(parents=True, exist_ok=True)
+    with chroot_mounts(rootfs, debs / "apt"):
         run([*apt, "update"], env=env)
         run([*apt, "install", "--no-install-recommends", *packages], env=env)
-        run([*apt, "clean"], env=env)
+    policy.unlink()
+    clean_apt(rootfs)
+
+
+def clean_apt(rootfs: Path) -> None:
+    """Drop apt's lists and binary caches, as image builds do.
+
+    Not `apt-get clean`: that would also empty the bind-mounted deb cache.
+    """
     shutil.rmtree(rootfs / "var/lib/apt/lists", ignore_errors=True)
     (rootfs / "var/lib/apt/lists/partial").mkdir(parents=True, exist_ok=True)
-    policy.unlink()
+    for cache in (rootfs / "var/cache/apt").glob("*.bin"):
+        cache.unlink()
 
 
 def repack(layout: Path, bundle: Path, created_by: str) -> None:
@@ -170,9 +185,10 @@ def build_layout(work: Path, debs: Path) -> Path:
             SUITE, str(rootfs), MIRROR,
         ]
     )  # fmt: skip
+    clean_apt(rootfs)
     repack(layout, bundle, f"debootstrap --variant=minbase {SUITE}")
     for name, packages in PACKAGE_GROUPS:
-        install_group(rootfs, packages)
+        install_group(rootfs, packages, debs)
         repack(layout, bundle, f"apt-get install {' '.join(packages)}  # {name}")
     run(
         [
