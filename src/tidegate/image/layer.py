@@ -325,6 +325,8 @@ def read_layer(
     elif verify is Verify.DIFF_ID:
         diff_hasher, diff_hex = new_hasher(layer.diff_id, f"layer {name}")
     head, _ = _read_head(source, blob_hasher, 4)
+    if not head:
+        raise LayerError(f"layer {name}: empty blob (a layer is at least a tar end marker)")
     # Media types lie (docker-archive labels gzipped layers as plain tar, some tools label plain
     # tars as gzip), and a tar can never start with these magic bytes: trust the bytes.
     compression = sniff_compression(head)
@@ -476,7 +478,10 @@ class _TarWalker:
             return self._header(block, {**self._global_pax, **pax}, long_name, long_link)
 
     def _check_sum(self, block: bytes) -> None:
-        stored = _num(block[148:156], "checksum", self._name)
+        try:
+            stored = _num(block[148:156], "checksum", self._name)
+        except LayerError:
+            stored = -1
         actual = sum(block[:148]) + 256 + sum(block[156:])  # the field itself counts as spaces
         if stored != actual:
             raise LayerError(
