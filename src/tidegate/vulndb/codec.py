@@ -22,6 +22,11 @@ from tidegate.core.advisory import (
 )
 from tidegate.core.models import Severity
 
+# Plain dict lookups: calling an enum class to convert a value costs more than the JSON parse.
+_EVENT_KINDS = {k.value: k for k in EventKind}
+_RANGE_TYPES = {t.value: t for t in RangeType}
+_SEVERITIES = {s.value: s for s in Severity}
+
 
 def encode_header(adv: Advisory) -> str:
     """The advisory without its `affected` entries (they are stored one per row)."""
@@ -89,8 +94,8 @@ def decode_affected(text: str) -> AffectedPackage:
         purl=doc["purl"],
         ranges=tuple(
             Range(
-                type=RangeType(r["type"]),
-                events=tuple(Event(EventKind(k), v) for k, v in r["events"]),
+                type=_RANGE_TYPES[r["type"]],
+                events=tuple(Event(_EVENT_KINDS[k], v) for k, v in r["events"]),
                 repo=r["repo"],
             )
             for r in doc["ranges"]
@@ -124,7 +129,7 @@ def _parse_rating(doc: dict[str, Any] | None) -> Rating | None:
     if doc is None:
         return None
     return Rating(
-        severity=Severity(doc["severity"]),
+        severity=_SEVERITIES[doc["severity"]],
         score=doc["score"],
         vector=doc["vector"],
         source=doc["source"],

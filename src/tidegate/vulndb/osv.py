@@ -28,6 +28,7 @@ the advisory, often long after or before the fix shipped), so GHSA records leave
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -384,8 +385,13 @@ def parse_timestamp(value: str) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
+@functools.lru_cache(maxsize=65536)
 def _cvss_rating(kind: str, vector: str) -> Rating | None:
-    """A CVSS vector scored by the `cvss` library; None when the vector cannot be parsed."""
+    """A CVSS vector scored by the `cvss` library; None when the vector cannot be parsed.
+
+    Cached: feeds repeat a few thousand distinct vectors across hundreds of thousands of records,
+    and scoring one costs more than parsing the rest of a record.
+    """
     try:
         if kind == "CVSS_V4":
             v4 = cvss.CVSS4(vector)

@@ -30,11 +30,13 @@ import os
 import re
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
+from typing import Generic, TypeVar
 from urllib.parse import quote
 
 from tidegate.core.advisory import Advisory, AffectedPackage, Rating
@@ -135,12 +137,20 @@ class StoreStatus:
 
 
 class VulnStore:
-    """Read access to a database snapshot; safe to share between threads."""
+    """Read access to a database snapshot; safe to share between threads.
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    Decoded records are kept in a bounded cache: an open snapshot never changes (a new build
+    replaces the file, and this connection keeps reading the one it opened), and one scan asks
+    for the same records many times (every binary package of a source package, every re-scan).
+    """
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, cache_size: int = 50_000) -> None:
         self._conn = conn
         self._path = path
         self._lock = threading.Lock()
+        self._headers: _LRU[str, Advisory] = _LRU(cache_size)
+        self._results: _LRU[tuple[str, str, str], tuple[tuple[Advisory, AffectedPackage], ...]]
+        self._results = _LRU(cache_size)
 
     @classmethod
     def open(cls, path: Path | str, *, readonly: bool = True) -> VulnStore:
@@ -190,19 +200,29 @@ class VulnStore:
         the package); `advisory(id)` gives the whole record.
         """
         column = "ecosystem" if ":" in ecosystem else "family"
+        key = (column, ecosystem, normalize_name(ecosystem, name))
+        cached = self._results.get(key)
+        if cached is not None:
+            return list(cached)
         rows = self._rows(
-            "SELECT a.header, f.entry FROM affected f JOIN advisories a ON a.id = f.advisory_id "
+            "SELECT a.id, a.header, f.entry "
+            "FROM affected f JOIN advisories a ON a.id = f.advisory_id "
             f"WHERE f.{column} = ? AND f.name = ? ORDER BY f.advisory_id, f.idx",
-            (ecosystem, normalize_name(ecosystem, name)),
+            key[1:],
         )
-        headers: dict[str, Advisory] = {}
-        out: list[tuple[Advisory, AffectedPackage]] = []
-        for header, entry in rows:
-            assert isinstance(header, str)
-            assert isinstance(entry, str)
-            adv = headers.get(header) or headers.setdefault(header, codec.decode_header(header))
-            out.append((adv, codec.decode_affected(entry)))
-        return out
+        found = tuple(
+            (self._header(str(vid), str(header)), codec.decode_affected(str(entry)))
+            for vid, header, entry in rows
+        )
+        self._results.put(key, found)
+        return list(found)
+
+    def _header(self, vuln_id: str, text: str) -> Advisory:
+        adv = self._headers.get(vuln_id)
+        if adv is None:
+            adv = codec.decode_header(text)
+            self._headers.put(vuln_id, adv)
+        return adv
 
     def advisory(self, vuln_id: str) -> Advisory | None:
         """The whole record with this id, or None."""
@@ -290,6 +310,32 @@ class VulnStore:
         )
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _LRU(Generic[K, V]):
+    """A bounded, thread-safe least-recently-used map."""
+
+    def __init__(self, size: int) -> None:
+        self._data: OrderedDict[K, V] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            self._data[key] = value
+            if len(self._data) > self._size:
+                self._data.popitem(last=False)
+
+
 def _rating_preference(rating: Rating) -> tuple[int, int, float, int]:
     order = _CVSS_PREFERENCE.get(rating.source, 0)
     known = 0 if rating.severity is Severity.UNKNOWN else 1
@@ -322,32 +368,47 @@ class StoreWriter:
         self._conn = conn
         self.snapshot_id = ""
         """Set by `finish`: the snapshot id of the database built."""
+        self._last: tuple[str, tuple[int | None, int | None]] | None = None
         self.count = int(conn.execute("SELECT count(*) FROM advisories").fetchone()[0])
 
     def stored_modified(self, vuln_id: str) -> int | None:
         """`modified` (µs) of the stored version or of its withdrawal, whichever is newer."""
+        live, tombstone = self._stored(vuln_id)
+        return max((t for t in (live, tombstone) if t is not None), default=None)
+
+    def _stored(self, vuln_id: str) -> tuple[int | None, int | None]:
+        # The importer asks just before it merges the same id: answer that twice from memory.
+        if self._last is not None and self._last[0] == vuln_id:
+            return self._last[1]
         rows = self._conn.execute(
-            "SELECT modified FROM advisories WHERE id = ?1 "
-            "UNION ALL SELECT modified FROM withdrawn WHERE id = ?1",
+            "SELECT 0, modified FROM advisories WHERE id = ?1 "
+            "UNION ALL SELECT 1, modified FROM withdrawn WHERE id = ?1",
             (vuln_id,),
         ).fetchall()
-        return max((int(r[0]) for r in rows), default=None)
+        found = {int(kind): int(modified) for kind, modified in rows}
+        state = (found.get(0), found.get(1))
+        self._last = (vuln_id, state)
+        return state
 
     def merge(self, adv: Advisory) -> MergeOutcome:
         """Apply one record: newer `modified` wins; a withdrawn record deletes its id."""
         modified = to_micros(adv.modified)
-        stored = self.stored_modified(adv.id)
-        if stored is not None and stored >= modified:
+        live, tombstone = self._stored(adv.id)
+        self._last = None
+        newest = max((t for t in (live, tombstone) if t is not None), default=None)
+        if newest is not None and newest >= modified:
             return MergeOutcome.SKIPPED_OLDER
-        existed = self._delete(adv.id)
+        if live is not None:
+            self._delete(adv.id)
         if adv.withdrawn is not None:
             self._conn.execute(
                 "INSERT OR REPLACE INTO withdrawn (id, modified) VALUES (?, ?)", (adv.id, modified)
             )
             return MergeOutcome.WITHDRAWN
-        self._conn.execute("DELETE FROM withdrawn WHERE id = ?", (adv.id,))
+        if tombstone is not None:
+            self._conn.execute("DELETE FROM withdrawn WHERE id = ?", (adv.id,))
         self._insert(adv, modified)
-        return MergeOutcome.UPDATED if existed else MergeOutcome.IMPORTED
+        return MergeOutcome.UPDATED if live is not None else MergeOutcome.IMPORTED
 
     def _delete(self, vuln_id: str) -> bool:
         cur = self._conn.execute("DELETE FROM advisories WHERE id = ?", (vuln_id,))
