@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tidegate.core.files import Entry, EntryKind
+
+__all__ = ["Entry", "ResolvedImage"]  # re-exported for the tests' annotations
 from tidegate.core.models import Unknown
 from tidegate.image import ImageSource, LayerPaths, ResolvedImage, squash
 from tidegate.image.interface import EntryStream
