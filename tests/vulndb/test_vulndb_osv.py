@@ -357,6 +357,17 @@ def test_huge_list_refused() -> None:
         parse_record(raw, where="t")
 
 
+def test_yaml_alias_bomb_is_harmless() -> None:
+    laughs = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for i, name in enumerate("bcdefghi"):
+        prev = "abcdefghi"[i]
+        laughs.append(f"{name}: &{name} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]")
+    text = "\n".join(["id: BOMB-1", "modified: 2024-01-01T00:00:00Z", *laughs, "aliases: *i"])
+    (raw,) = load_document(text.encode(), where="bomb.yaml", yaml_format=True)
+    with pytest.raises(FeedError, match=r"field 'aliases\[0\]' must be a string, got a list"):
+        parse_record(raw, where="bomb.yaml")
+
+
 def test_unknown_fields_are_ignored() -> None:
     raw = record(
         schema_version="9.9.9",

@@ -214,3 +214,22 @@ def test_open_refuses_missing_and_foreign_files(tmp_path: Path) -> None:
 def test_readonly_store_refuses_writes(store: VulnStore) -> None:
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
         store._conn.execute("DELETE FROM advisories")
+
+
+def test_build_replaces_an_outdated_database_and_refuses_a_foreign_file(tmp_path: Path) -> None:
+    old = tmp_path / "old.sqlite"
+    with sqlite3.connect(old) as conn:
+        conn.executescript(
+            "CREATE TABLE meta (key TEXT, value TEXT);"
+            "INSERT INTO meta VALUES ('schema_version', '0');"
+        )
+    conn.close()
+    report = import_paths(old, [FIXTURES / "feed" / "DSA-9999-1.json"], now=NOW)
+    assert report.imported == 1
+    with VulnStore.open(old) as store:
+        assert store.status().advisories == 1
+    foreign = tmp_path / "notes.txt"
+    foreign.write_text("my notes")
+    with pytest.raises(VulnDBError, match="is not a vulnerability database"):
+        import_paths(foreign, [FIXTURES / "feed"], now=NOW)
+    assert foreign.read_text() == "my notes"

@@ -528,10 +528,16 @@ def build(store_path: Path, *, now: datetime) -> Iterator[StoreWriter]:
 
 
 def _start_copy(store_path: Path, tmp: Path) -> sqlite3.Connection:
+    """A private copy of the live database to build on; empty when there is none to keep.
+
+    A Tidegate database of another schema version is rebuilt from empty (its records cannot be
+    carried over, and `db update` must be able to replace it). Any other file is refused: the
+    path may point at something that is not ours to overwrite.
+    """
+    keep = store_path.exists() and _is_current(store_path)
     try:
         conn = sqlite3.connect(tmp, isolation_level=None)
-        if store_path.exists():
-            VulnStore.open(store_path).close()  # refuses a foreign or outdated file
+        if keep:
             src = sqlite3.connect(f"file:{quote(str(store_path.resolve()))}?mode=ro", uri=True)
             try:
                 src.backup(conn)
@@ -546,6 +552,22 @@ def _start_copy(store_path: Path, tmp: Path) -> sqlite3.Connection:
         return conn
     except sqlite3.DatabaseError as exc:
         raise VulnDBError(f"{store_path}: cannot copy the database to build on ({exc})") from exc
+
+
+def _is_current(store_path: Path) -> bool:
+    try:
+        VulnStore.open(store_path).close()
+        return True
+    except VulnDBError as exc:
+        try:
+            conn = sqlite3.connect(f"file:{quote(str(store_path.resolve()))}?mode=ro", uri=True)
+            try:
+                conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError:
+            raise VulnDBError(f"{store_path}: exists and is not a vulnerability database") from exc
+        return False
 
 
 def _verify(conn: sqlite3.Connection, tmp: Path, expected: int) -> None:
