@@ -52,6 +52,7 @@ DEFAULT_ECOSYSTEMS: tuple[str, ...] = (
 )
 """The ecosystems of the packages Tidegate catalogues (OS: dpkg, apk, rpm; languages)."""
 
+_DOCUMENT_SUFFIXES = (".json", ".yaml", ".yml")
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
 
@@ -126,8 +127,7 @@ def _import(
             part = Tally()
             if item.archive is not None:
                 task = f"import {eco.ecosystem}"
-                with zipfile.ZipFile(item.archive) as archive:
-                    progress.start(task, len(archive.infolist()))
+                progress.start(task, _document_count(item.archive))
                 try:
                     docs = zip_documents(item.archive)
                     merge_documents(writer, docs, eco.source, part, strict, progress, task)
@@ -141,6 +141,11 @@ def _import(
                 total.outcomes[outcome] = total.outcomes.get(outcome, 0) + n
             total.errors.extend(part.errors)
     return total.report(writer.snapshot_id)
+
+
+def _document_count(path: Path) -> int:
+    with zipfile.ZipFile(path) as archive:
+        return sum(1 for name in archive.namelist() if name.lower().endswith(_DOCUMENT_SUFFIXES))
 
 
 def verify_archive(path: Path) -> None:
