@@ -287,19 +287,20 @@ def start_registry(
         f"http:\n  addr: 127.0.0.1:{port}\n  secret: tidegate-test-secret\n" + auth
     )
     (workdir / "config.yml").write_text(config)
-    log = open(workdir / "registry.log", "wb")  # noqa: SIM115 - lives as long as the process
-    proc = subprocess.Popen(
-        ["docker-registry", "serve", str(workdir / "config.yml")], stdout=log, stderr=log
-    )
+    with open(workdir / "registry.log", "wb") as log:  # the child keeps its own copy
+        proc = subprocess.Popen(
+            ["docker-registry", "serve", str(workdir / "config.yml")], stdout=log, stderr=log
+        )
     host = f"127.0.0.1:{port}"
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"docker-registry exited: {(workdir / 'registry.log').read_text()}")
         try:
-            urllib.request.urlopen(f"http://{host}/v2/", timeout=1)
-            break
-        except urllib.error.HTTPError:  # 401 from the htpasswd one: it is up
+            with urllib.request.urlopen(f"http://{host}/v2/", timeout=1):
+                break
+        except urllib.error.HTTPError as exc:  # 401 from the htpasswd one: it is up
+            exc.close()
             break
         except OSError:
             time.sleep(0.1)

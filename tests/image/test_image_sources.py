@@ -24,6 +24,15 @@ from tidegate.image import SourceOptions, open_image
 pytestmark = pytest.mark.system
 
 
+def _resolve(ref: str, options: SourceOptions | None = None) -> images.ResolvedImage:
+    """Resolve and always close the source (its HTTP client or archive file)."""
+    source = open_image(ref, options)
+    try:
+        return source.resolve()
+    finally:
+        source.close()
+
+
 @pytest.fixture(scope="module")
 def reference(busybox_layout: Path) -> images.ResolvedImage:
     """The image as its OCI layout says it is: the yardstick for the other transports."""
@@ -141,18 +150,16 @@ def test_rootfs_never_follows_symlinks_out_of_the_root(tmp_path: Path) -> None:
 
 
 def test_platform_is_chosen_from_an_index(busybox_layout: Path) -> None:
-    arm = open_image(f"oci:{busybox_layout}:arm64").resolve()
-    chosen = open_image(
+    arm = _resolve(f"oci:{busybox_layout}:arm64")
+    chosen = _resolve(
         f"oci:{busybox_layout}:{images.MULTI_TAG}", SourceOptions(platform="linux/arm64")
-    ).resolve()
+    )
     assert chosen.info.config_digest == arm.info.config_digest
     assert chosen.info.platform == "linux/arm64"
     with pytest.raises(
         ImageNotFoundError, match=r"linux/s390x \(available: linux/amd64, linux/arm64"
     ):
-        open_image(
-            f"oci:{busybox_layout}:{images.MULTI_TAG}", SourceOptions(platform="linux/s390x")
-        ).resolve()
+        _resolve(f"oci:{busybox_layout}:{images.MULTI_TAG}", SourceOptions(platform="linux/s390x"))
     with pytest.raises(UsageError, match="os/arch"):
         open_image(f"oci:{busybox_layout}", SourceOptions(platform="amd64"))
 
@@ -179,7 +186,7 @@ def test_references_to_nothing(
 ) -> None:
     text = ref.format(layout=busybox_layout, tmp=tmp_path, docker=image_archives["docker-archive"])
     with pytest.raises(error, match=message):
-        open_image(text).resolve()
+        _resolve(text)
 
 
 @pytest.fixture
@@ -213,7 +220,7 @@ def _retag(layout: Path, manifest_bytes: bytes) -> None:
 def test_malformed_manifest_json_is_a_manifest_error(layout_copy: Path) -> None:
     _retag(layout_copy, b'{"schemaVersion": 2, "layers": [')
     with pytest.raises(ManifestError, match="not valid JSON"):
-        open_image(f"oci:{layout_copy}:{images.TAG}").resolve()
+        _resolve(f"oci:{layout_copy}:{images.TAG}")
 
 
 def test_manifest_layer_count_must_match_config(layout_copy: Path) -> None:
@@ -223,7 +230,7 @@ def test_manifest_layer_count_must_match_config(layout_copy: Path) -> None:
     manifest["layers"] = layers[:-1]
     _retag(layout_copy, json.dumps(manifest).encode())
     with pytest.raises(ManifestError, match="2 layers but config rootfs has 3 diff_ids"):
-        open_image(f"oci:{layout_copy}:{images.TAG}").resolve()
+        _resolve(f"oci:{layout_copy}:{images.TAG}")
 
 
 def test_blob_not_matching_its_digest(layout_copy: Path) -> None:
@@ -246,7 +253,7 @@ def test_tampered_config_blob(layout_copy: Path) -> None:
     path = layout_copy / "blobs" / "sha256" / str(config["digest"])[7:]
     path.write_bytes(path.read_bytes().replace(b"1000:1000", b"0:0"))
     with pytest.raises(DigestMismatchError, match="content hashes to"):
-        open_image(f"oci:{layout_copy}:{images.TAG}").resolve()
+        _resolve(f"oci:{layout_copy}:{images.TAG}")
 
 
 def test_skopeo_agrees_on_the_manifest_digest(busybox_layout: Path) -> None:
@@ -255,5 +262,5 @@ def test_skopeo_agrees_on_the_manifest_digest(busybox_layout: Path) -> None:
         capture_output=True,
         check=True,
     ).stdout
-    resolved = open_image(f"oci:{busybox_layout}:{images.TAG}").resolve()
+    resolved = _resolve(f"oci:{busybox_layout}:{images.TAG}")
     assert resolved.info.manifest_digest == "sha256:" + hashlib.sha256(out).hexdigest()
