@@ -268,8 +268,22 @@ def push(source: str, dest: str, registry: Registry, *, all_platforms: bool = Fa
     return dest
 
 
+def make_tls_cert(workdir: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (it is its own CA): (cert.pem, key.pem)."""
+    cert, key = workdir / "cert.pem", workdir / "key.pem"
+    run(
+        "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+        "-keyout", key, "-out", cert,
+    )  # fmt: skip
+    return cert, key
+
+
 def start_registry(
-    workdir: Path, *, htpasswd: tuple[str, str] | None = None
+    workdir: Path,
+    *,
+    htpasswd: tuple[str, str] | None = None,
+    tls: tuple[Path, Path] | None = None,
 ) -> tuple[subprocess.Popen[bytes], Registry]:
     """Start `docker-registry serve` on 127.0.0.1 (only) on a free port; the caller kills it."""
     port = free_port()
@@ -284,8 +298,11 @@ def start_registry(
         "version: 0.1\nlog:\n  level: error\n"
         f"storage:\n  filesystem:\n    rootdirectory: {workdir / 'data'}\n"
         "  delete:\n    enabled: true\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n  secret: tidegate-test-secret\n" + auth
+        f"http:\n  addr: 127.0.0.1:{port}\n  secret: tidegate-test-secret\n"
     )
+    if tls is not None:
+        config += f"  tls:\n    certificate: {tls[0]}\n    key: {tls[1]}\n"
+    config += auth
     (workdir / "config.yml").write_text(config)
     with open(workdir / "registry.log", "wb") as log:  # the child keeps its own copy
         proc = subprocess.Popen(
@@ -297,6 +314,10 @@ def start_registry(
         if proc.poll() is not None:
             raise RuntimeError(f"docker-registry exited: {(workdir / 'registry.log').read_text()}")
         try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                pass
+            if tls is not None:
+                break
             with urllib.request.urlopen(f"http://{host}/v2/", timeout=1):
                 break
         except urllib.error.HTTPError as exc:  # 401 from the htpasswd one: it is up

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -143,6 +144,40 @@ def test_auth_failures(
 def test_plain_http_registry_needs_insecure(registry: images.Registry) -> None:
     with pytest.raises(RegistryError, match="cannot reach registry"):
         _resolve(f"{registry.host}/busybox:{images.TAG}")
+
+
+@pytest.fixture(scope="module")
+def tls_registry(
+    tmp_path_factory: pytest.TempPathFactory, busybox_layout: Path
+) -> Iterator[tuple[images.Registry, Path]]:
+    """A registry serving https with a self-signed certificate, on 127.0.0.1 only."""
+    if images.missing_tools("openssl", "docker-registry"):
+        pytest.skip("openssl or docker-registry missing")
+    workdir = tmp_path_factory.mktemp("tls-registry")
+    cert, key = images.make_tls_cert(workdir)
+    proc, reg = images.start_registry(workdir, tls=(cert, key))
+    try:
+        reg.push(f"oci:{busybox_layout}:{images.TAG}", f"busybox:{images.TAG}")
+        yield reg, cert
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.system
+def test_tls_with_ca_file_insecure_and_unverified(
+    tls_registry: tuple[images.Registry, Path], local: images.ResolvedImage
+) -> None:
+    reg, cert = tls_registry
+    ref = f"{reg.host}/busybox:{images.TAG}"
+    assert _resolve(ref, SourceOptions(ca_file=str(cert))).info.config_digest == (
+        local.info.config_digest
+    )
+    assert _resolve(ref, SourceOptions(insecure=True)).info.config_digest == (
+        local.info.config_digest
+    )
+    with pytest.raises(RegistryError, match=r"CERTIFICATE_VERIFY_FAILED.*--ca-file"):
+        _resolve(ref)
 
 
 # -- token auth and hostile registries, over httpx.MockTransport --------------------------

@@ -138,7 +138,12 @@ class RegistryStore:
                 raise RegistryError(f"cannot reach {self._where()}: {exc}") from exc
             self._base = scheme
             return response
-        raise RegistryError(f"cannot reach {self._where()}: {last}") from last
+        hint = ""
+        if "CERTIFICATE_VERIFY_FAILED" in str(last):
+            hint = " (give its CA with --ca-file, or use --insecure for a local registry)"
+        elif not self._insecure:
+            hint = " (use --insecure for a plain-http local registry)"
+        raise RegistryError(f"cannot reach {self._where()}: {last}{hint}") from last
 
     def _get(self, path: str, headers: dict[str, str], *, stream: bool = False) -> httpx.Response:
         response = self._send(path, headers, stream)
