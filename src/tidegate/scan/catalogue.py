@@ -20,19 +20,12 @@ from tidegate.core.models import (
     Unknown,
     UserEntry,
 )
+from tidegate.analyzers.os_release import PRIORITY as OS_RELEASE_PRIORITY
+from tidegate.analyzers.rpm import BDB_PATHS, NDB_PATHS, SQLITE_PATHS
 from tidegate.core.purl import package_purl
 
-OS_RELEASE_PRIORITY = (
-    "/etc/os-release",
-    "/usr/lib/os-release",
-    "/etc/alpine-release",
-    "/etc/redhat-release",
-    "/etc/centos-release",
-    "/etc/system-release",
-    "/etc/debian_version",
-    "/etc/lsb-release",
-)
-"""os-release is the standard; distribution files are fallbacks for images that lack it."""
+RPMDB_PREFERENCE = (SQLITE_PATHS, NDB_PATHS, BDB_PATHS)
+"""An image may keep a stale older rpm database next to the current one: read only the newest."""
 
 
 def pick_os(found: Iterable[FileFindings]) -> OSInfo | None:
@@ -48,6 +41,7 @@ def build_catalogue(
     found: Sequence[FileFindings], extra_unknowns: Sequence[Unknown]
 ) -> tuple[Catalogue, list[GroupEntry]]:
     """One catalogue from the visible findings, plus the image's groups (for user resolution)."""
+    found = _one_rpmdb(found)
     os_info = pick_os(found)
     packages: dict[tuple[str, str, str, str], Package] = {}
     executables: list[Executable] = []
@@ -81,3 +75,9 @@ def build_catalogue(
 
 def _package_order(p: Package) -> tuple[str, str, str, str]:
     return (p.type.value, p.name, p.version, p.locations[0].path if p.locations else "")
+
+
+def _one_rpmdb(found: Sequence[FileFindings]) -> list[FileFindings]:
+    rpm_paths = {f.path for f in found if f.analyzer == "rpm" and f.packages}
+    keep = next((paths for paths in RPMDB_PREFERENCE if rpm_paths & paths), frozenset())
+    return [f for f in found if f.analyzer != "rpm" or not f.packages or f.path in keep]

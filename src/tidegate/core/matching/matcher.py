@@ -1,0 +1,188 @@
+"""Match catalogued packages against advisories: one finding per vulnerability per package.
+
+Pure: the advisories come from an `AdvisorySource` (the vulnerability DB implements it). Every
+match keeps its evidence; records that name one vulnerability under several ids (CVE, GHSA,
+DEBIAN-CVE, PYSEC ...) are merged into one finding shown under its CVE.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from tidegate.core.advisory import Advisory, AffectedPackage, Rating
+from tidegate.core.errors import VersionError
+from tidegate.core.matching.ecosystems import Query, queries_for
+from tidegate.core.matching.ranges import RangeMatch, evaluate
+from tidegate.core.models import (
+    Finding,
+    FixState,
+    MatchEvidence,
+    OSInfo,
+    Package,
+    Severity,
+    Unknown,
+)
+
+MATCHER = "tidegate-osv"
+
+
+class AdvisorySource(Protocol):
+    """What matching needs of a vulnerability DB."""
+
+    def advisories_for(
+        self, ecosystem: str, name: str
+    ) -> Sequence[tuple[Advisory, AffectedPackage]]: ...
+
+    def group_id(self, vuln_id: str) -> str | None: ...
+
+    def aliases_of(self, vuln_id: str) -> set[str]: ...
+
+    def rating_for_group(self, vuln_id: str) -> Rating | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Hit:
+    advisory: Advisory
+    affected: AffectedPackage
+    query: Query
+    match: RangeMatch
+
+
+@dataclass(slots=True)
+class MatchOutcome:
+    findings: list[Finding] = field(default_factory=list)
+    unknowns: list[Unknown] = field(default_factory=list)
+
+
+def match_packages(
+    packages: Iterable[Package], os: OSInfo | None, source: AdvisorySource
+) -> MatchOutcome:
+    """Every vulnerability affecting `packages` (of an image whose distribution is `os`)."""
+    outcome = MatchOutcome()
+    for pkg in packages:
+        hits: list[_Hit] = []
+        for query in queries_for(pkg, os):
+            try:
+                hits.extend(_hits(query, source))
+            except VersionError as exc:
+                where = pkg.locations[0].path if pkg.locations else pkg.name
+                reason = f"{pkg.name} {query.version}: not matched, {exc}"
+                outcome.unknowns.append(Unknown(where, reason, MATCHER))
+                break
+        outcome.findings.extend(_merge(pkg, hits, source))
+    outcome.findings.sort(key=lambda f: (f.package.name, f.package.version, f.id))
+    return outcome
+
+
+def _hits(query: Query, source: AdvisorySource) -> Iterable[_Hit]:
+    for advisory, affected in source.advisories_for(query.lookup, query.name):
+        if not query.covers(affected.ecosystem):
+            continue
+        result = evaluate(query.version, affected, query.kind)
+        if result.match is not None:
+            yield _Hit(advisory, affected, query, result.match)
+
+
+def _merge(pkg: Package, hits: list[_Hit], source: AdvisorySource) -> list[Finding]:
+    """Group the hits of one package by vulnerability (alias group), one finding each."""
+    groups: dict[str, list[_Hit]] = {}
+    for hit in hits:
+        key = source.group_id(hit.advisory.id) or hit.advisory.id
+        groups.setdefault(key, []).append(hit)
+    return [_finding(pkg, key, group, source) for key, group in groups.items()]
+
+
+def _finding(pkg: Package, key: str, hits: list[_Hit], source: AdvisorySource) -> Finding:
+    ids = {h.advisory.id for h in hits} | {a for h in hits for a in h.advisory.aliases}
+    ids |= source.aliases_of(hits[0].advisory.id)
+    display = _display_id(key, ids)
+    fixed = sorted({v for h in hits for v in h.match.fixed})
+    rating, severity_source = _rating(hits, source)
+    first = hits[0].advisory
+    return Finding(
+        id=display,
+        aliases=tuple(sorted(ids - {display})),
+        package=pkg,
+        status=_status(hits, bool(fixed)),
+        fixed_versions=tuple(fixed),
+        severity=rating.severity if rating else Severity.UNKNOWN,
+        score=_score(hits, source, rating),
+        severity_source=severity_source,
+        cvss_vector=rating.vector if rating and rating.vector else None,
+        summary=next((h.advisory.summary for h in hits if h.advisory.summary), first.details[:300]),
+        published=min((h.advisory.published for h in hits if h.advisory.published), default=None),
+        modified=max(h.advisory.modified for h in hits),
+        fix_published=min(
+            (h.advisory.fix_published for h in hits if h.advisory.fix_published), default=None
+        ),
+        references=tuple(dict.fromkeys(r for h in hits for r in h.advisory.references))[:20],
+        evidence=tuple(
+            MatchEvidence(
+                record_id=h.advisory.id,
+                ecosystem=h.affected.ecosystem,
+                searched_name=h.query.name,
+                matched_on=h.query.matched_on,
+                range=h.match.range,
+                matcher=MATCHER,
+            )
+            for h in hits
+        ),
+    )
+
+
+def _display_id(key: str, ids: set[str]) -> str:
+    cves = sorted(i for i in ids if i.startswith("CVE-"))
+    if cves:
+        return cves[0]
+    return key
+
+
+_DEFERRED = frozenset({"no-dsa", "postponed"})
+_WONT_FIX = frozenset({"ignored", "end-of-life", "will-not-fix", "wont-fix"})
+
+
+def _status(hits: list[_Hit], has_fix: bool) -> FixState:
+    if has_fix:
+        return FixState.FIXED
+    kinds = {h.affected.specific("tracker_kind") or "" for h in hits}
+    kinds |= {h.affected.specific("status") or "" for h in hits}
+    if kinds & _WONT_FIX:
+        return FixState.WONT_FIX
+    if kinds & _DEFERRED:
+        return FixState.FIX_DEFERRED
+    return FixState.AFFECTED
+
+
+def _is_cvss(rating: Rating | None) -> bool:
+    return rating is not None and rating.score is not None and rating.vector is not None
+
+
+def _rating(hits: list[_Hit], source: AdvisorySource) -> tuple[Rating | None, str]:
+    """The severity to show: the record's CVSS, else the distribution's own rating of this
+    package (Debian urgency: what the vendor thinks of it in this release), else the CVSS of
+    another record of the same vulnerability, else any rating the record has."""
+    for h in hits:
+        if _is_cvss(h.advisory.rating):
+            r = h.advisory.rating
+            assert r is not None
+            return r, f"{r.source} ({h.advisory.id})"
+    for h in hits:
+        if h.affected.rating is not None and h.affected.rating.severity is not Severity.UNKNOWN:
+            return h.affected.rating, f"{h.affected.rating.source} ({h.advisory.id})"
+    group = source.rating_for_group(hits[0].advisory.id)
+    if group is not None:
+        return group, f"{group.source} (alias group of {hits[0].advisory.id})"
+    for h in hits:
+        if h.advisory.rating is not None:
+            return h.advisory.rating, f"{h.advisory.rating.source} ({h.advisory.id})"
+    return None, ""
+
+
+def _score(hits: list[_Hit], source: AdvisorySource, shown: Rating | None) -> float | None:
+    """A CVSS score even when the shown severity is the vendor's: controls need a number."""
+    if shown is not None and shown.score is not None:
+        return shown.score
+    group = source.rating_for_group(hits[0].advisory.id)
+    return group.score if group is not None else None
