@@ -289,6 +289,8 @@ def _image(args: argparse.Namespace) -> tuple[dict[str, Any], list[Path]]:
     layout, _, tag = rest.partition(":")
     if transport != "oci" or not layout:
         raise SystemExit(f"scan_bench: --image must be oci:LAYOUT[:TAG], not {args.image!r}")
+    if not Path(layout, "index.json").is_file():
+        raise SystemExit(f"scan_bench: {layout} is not an OCI layout (no index.json)")
     blobs = build_large_image.layer_blobs(Path(layout), tag or "latest")
     info = {
         "reference": args.image,
