@@ -12,7 +12,7 @@ import traceback
 from typing import TextIO
 
 from tidegate import __version__
-from tidegate.cli import scan_cmd
+from tidegate.cli import db_cmd, scan_cmd
 from tidegate.cli.exit_codes import ExitCode, exit_code_table
 from tidegate.core.errors import (
     AuthError,
@@ -43,10 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     scan_cmd.register(commands)
+    db_cmd.register(commands)
     return parser
 
 
-def main(argv: list[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+def main(
+    argv: list[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
     out = stdout if stdout is not None else sys.stdout
     err = stderr if stderr is not None else sys.stderr
     parser = build_parser()

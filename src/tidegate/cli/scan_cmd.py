@@ -7,16 +7,24 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from tidegate.cli.exit_codes import ExitCode
 from tidegate.cli.progress import ScanBars, wants_progress
-from tidegate.core.errors import ReportError, UsageError
-from tidegate.core.models import ScanResult
+from tidegate.cli.settings import add_db_options, db_path
+from tidegate.core.errors import ReportError, UsageError, VulnDBError
+from tidegate.core.ignore import FindingFilter, filter_findings
+from tidegate.core.models import ScanResult, Severity
 from tidegate.image import SourceOptions, open_image
 from tidegate.report import ReportOptions, get_writer, writers
 from tidegate.scan import LayerCache, ScanProgress, scan_image
+from tidegate.scan.ignorefile import DEFAULT_NAME as DEFAULT_IGNORE_FILE
+from tidegate.scan.ignorefile import load_ignore_file
+from tidegate.scan.match import match_result
+from tidegate.vulndb import VulnStore
 
 ENV_USERNAME = "TIDEGATE_REGISTRY_USERNAME"
 ENV_PASSWORD = "TIDEGATE_REGISTRY_PASSWORD"
@@ -43,22 +51,48 @@ def register(commands: Any) -> None:
     p.add_argument("--registry-token", help="a bearer token for the registry")
     p.add_argument("--ca-file", type=Path, help="CA bundle to verify the registry's TLS")
     p.add_argument(
-        "--insecure", action="store_true", help="allow plain HTTP and unverified TLS (local registries)"
+        "--insecure",
+        action="store_true",
+        help="allow plain HTTP and unverified TLS (local registries)",
     )
     p.add_argument(
         "--cache-dir",
         type=Path,
-        help=f"keep a layer cache here (or ${ENV_CACHE_DIR}); without it nothing is written to disk",
+        help=f"keep a layer cache here (or ${ENV_CACHE_DIR}); default: none, nothing on disk",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     p.add_argument(
         "--executables", action="store_true", help="list every executable in the table output"
+    )
+    add_db_options(p)
+    p.add_argument(
+        "--skip-db", action="store_true", help="catalogue only: do not match vulnerabilities"
+    )
+    p.add_argument(
+        "--severity",
+        help="show only findings of these severities (comma separated: critical,high,...)",
+    )
+    p.add_argument(
+        "--ignore-unfixed", action="store_true", help="hide findings that have no fix yet"
+    )
+    p.add_argument(
+        "--ignorefile",
+        type=Path,
+        help=f"ignore rules (default: ./{DEFAULT_IGNORE_FILE} when it exists)",
+    )
+    p.add_argument(
+        "--fail-on",
+        metavar="SEVERITY",
+        help="exit 1 when a shown finding is at least this severe (e.g. high)",
     )
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> ExitCode:
     writer = get_writer(args.format)
+    spec = _finding_filter(args)
+    fail_on = _severity(args.fail_on, "--fail-on") if args.fail_on else None
+    store = None if args.skip_db else _open_db(args, err)
     options = _source_options(args)
     cache_dir = args.cache_dir or _env_path(ENV_CACHE_DIR)
     cache = LayerCache(cache_dir) if cache_dir is not None else None
@@ -68,8 +102,62 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> ExitCode:
             result = scan_image(source, cache=cache, progress=progress)
     finally:
         source.close()
+    if store is not None:
+        with store:
+            result = match_result(result, store, store.snapshot_id())
+        result = _apply_filter(result, spec, err)
     _write(result, writer.name, args, out)
+    if fail_on is not None and any(f.severity.rank >= fail_on.rank for f in result.findings):
+        err.write(f"tidegate: findings at or above {fail_on.value}: failing (--fail-on)\n")
+        return ExitCode.POLICY_FAILED
     return ExitCode.OK
+
+
+def _open_db(args: argparse.Namespace, err: TextIO) -> VulnStore | None:
+    path, named = db_path(args)
+    if not path.exists():
+        if named:
+            raise VulnDBError(f"vulnerability database {path} does not exist")
+        err.write(
+            f"tidegate: warning: no vulnerability database at {path}; showing the catalogue "
+            "only. Run `tidegate db update` (or `tidegate db import PATH...`) first, or pass "
+            "--skip-db to silence this.\n"
+        )
+        return None
+    return VulnStore.open(path)
+
+
+def _severity(text: str, option: str) -> Severity:
+    try:
+        return Severity(text.strip().lower())
+    except ValueError:
+        valid = ", ".join(s.value for s in Severity)
+        raise UsageError(f"{option}: unknown severity {text!r} (one of: {valid})") from None
+
+
+def _finding_filter(args: argparse.Namespace) -> FindingFilter:
+    severities = frozenset(
+        _severity(s, "--severity") for s in (args.severity or "").split(",") if s.strip()
+    )
+    path = args.ignorefile
+    if path is None and Path(DEFAULT_IGNORE_FILE).is_file():
+        path = Path(DEFAULT_IGNORE_FILE)
+    elif path is not None and not path.is_file():
+        raise UsageError(f"--ignorefile {path}: no such file")
+    rules = load_ignore_file(path) if path is not None else ()
+    return FindingFilter(severities, args.ignore_unfixed, rules)
+
+
+def _apply_filter(result: ScanResult, spec: FindingFilter, err: TextIO) -> ScanResult:
+    outcome = filter_findings(result.findings, spec, datetime.now(UTC))
+    for rule in outcome.expired_rules:
+        err.write(
+            f"tidegate: ignore rule for {rule.id} expired on {rule.expires:%Y-%m-%d}: "
+            "it no longer hides anything\n"
+        )
+    if outcome.ignored:
+        err.write(f"tidegate: {len(outcome.ignored)} finding(s) hidden by ignore rules\n")
+    return replace(result, findings=outcome.kept)
 
 
 def _source_options(args: argparse.Namespace) -> SourceOptions:

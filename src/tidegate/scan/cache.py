@@ -1,4 +1,4 @@
-"""The layer cache: a layer's analysis, keyed by its verified blob digest and the analyzers' versions.
+"""The layer cache: layer analyses keyed by verified blob digest and the analyzers' versions.
 
 A second scan of the same image, or of another image sharing its base layers, reads these instead
 of the layers. A changed analyzer (new `version`) changes the key, so stale results are never used.

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
+from tidegate.analyzers.os_release import PRIORITY as OS_RELEASE_PRIORITY
+from tidegate.analyzers.rpm import BDB_PATHS, NDB_PATHS, SQLITE_PATHS
 from tidegate.core.models import (
     Catalogue,
     Executable,
@@ -20,8 +22,6 @@ from tidegate.core.models import (
     Unknown,
     UserEntry,
 )
-from tidegate.analyzers.os_release import PRIORITY as OS_RELEASE_PRIORITY
-from tidegate.analyzers.rpm import BDB_PATHS, NDB_PATHS, SQLITE_PATHS
 from tidegate.core.purl import package_purl
 
 RPMDB_PREFERENCE = (SQLITE_PATHS, NDB_PATHS, BDB_PATHS)

@@ -162,14 +162,21 @@ def _relink(
 def relocate(found: FileFindings, path: str) -> FileFindings:
     """The same findings, as seen at another path (a hard link's)."""
     packages = tuple(
-        replace(p, locations=tuple(replace(loc, path=path) for loc in p.locations) or (Location(path),))
+        replace(
+            p, locations=tuple(replace(loc, path=path) for loc in p.locations) or (Location(path),)
+        )
         for p in found.packages
     )
     executable = replace(found.executable, path=path) if found.executable else None
     secrets = tuple(replace(s, path=path) for s in found.secrets)
     unknowns = tuple(replace(u, where=path) for u in found.unknowns)
     return replace(
-        found, path=path, packages=packages, executable=executable, secrets=secrets, unknowns=unknowns
+        found,
+        path=path,
+        packages=packages,
+        executable=executable,
+        secrets=secrets,
+        unknowns=unknowns,
     )
 
 

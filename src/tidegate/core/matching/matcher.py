@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from tidegate.core.advisory import Advisory, AffectedPackage, Rating
+from tidegate.core.advisory import Advisory, AffectedPackage, EventKind, Rating
 from tidegate.core.errors import VersionError
 from tidegate.core.matching.ecosystems import Query, queries_for
 from tidegate.core.matching.ranges import RangeMatch, evaluate
@@ -78,11 +78,21 @@ def match_packages(
 
 def _hits(query: Query, source: AdvisorySource) -> Iterable[_Hit]:
     for advisory, affected in source.advisories_for(query.lookup, query.name):
-        if not query.covers(affected.ecosystem):
+        if not query.covers(affected.ecosystem) or _alpine_not_affected(query, affected):
             continue
         result = evaluate(query.version, affected, query.kind)
         if result.match is not None:
             yield _Hit(advisory, affected, query, result.match)
+
+
+def _alpine_not_affected(query: Query, affected: AffectedPackage) -> bool:
+    """Alpine's secdb lists a CVE under the pseudo fix version "0" when it never affected the
+    package in that branch. Converted to OSV, that reads "introduced 0" with nothing closing it;
+    Alpine publishes no unfixed vulnerabilities, so such an entry means "not affected"."""
+    if query.family != "Alpine" or affected.versions:
+        return False
+    events = [e for r in affected.ranges for e in r.events]
+    return bool(events) and all(e.kind is EventKind.INTRODUCED and e.version == "0" for e in events)
 
 
 def _merge(pkg: Package, hits: list[_Hit], source: AdvisorySource) -> list[Finding]:
