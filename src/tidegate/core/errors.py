@@ -2,7 +2,7 @@
 
     TidegateError                 base of everything Tidegate raises on purpose
     +-- UsageError                a bad argument or option given by the user (names it)
-    +-- ReferenceError_           an image reference that cannot be parsed (`oci:`, `host/repo:tag` ...)
+    +-- ReferenceError_           an image reference that cannot be parsed
     +-- ImageError                the image cannot be read as a whole
     |   +-- ImageNotFoundError    the reference names nothing (missing dir/file/tag/manifest)
     |   +-- ManifestError         a manifest, index or config that is malformed or unsupported
@@ -32,7 +32,7 @@ class UsageError(TidegateError):
     """A bad argument or option; the message names it and says what is expected."""
 
 
-class ReferenceError_(TidegateError):  # noqa: N801 - ReferenceError is a builtin
+class ReferenceError_(TidegateError):
     """An image reference that cannot be parsed."""
 
 
