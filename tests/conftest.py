@@ -8,6 +8,10 @@
 - `auth_registry`: a `Registry` with htpasswd auth (user "tidegate", password in `.password`),
   the image pushed as "private/busybox:1.0".
 - `push_image`: `push_image(source, registry, "repo:tag", all_platforms=False) -> "host/repo:tag"`.
+- `debootstrap_bookworm`: a real `debootstrap --variant=minbase bookworm` root filesystem, built
+  once and cached across runs (~40-60 s the first time).
+
+`--update-golden` rewrites golden files (tests/report/golden) instead of comparing with them.
 
 Registries are `docker-registry serve` processes listening on 127.0.0.1 only, storing into the
 session's tmp dir, and killed when the session ends. Fixtures skip (with the tool's name) only when
@@ -17,6 +21,8 @@ a system tool is missing; CI installs them all.
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -27,6 +33,20 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from helpers import images
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="rewrite golden files (tests/report/golden/*) from the current code",
+    )
+
+
+@pytest.fixture
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-golden"))
 
 
 def _need(*tools: str) -> None:
@@ -86,3 +106,43 @@ def push_image() -> Callable[..., str]:
         return registry.push(source, repo_tag, all_platforms=all_platforms)
 
     return push
+
+
+DEBOOTSTRAP_CACHE = Path(
+    os.environ.get("TIDEGATE_TEST_CACHE", Path.home() / ".cache" / "tidegate-tests")
+)
+_COMPLETE = ".tidegate-complete"
+"""Marker written after debootstrap succeeded: a half-built cache is never reused."""
+
+
+@pytest.fixture(scope="session")
+def debootstrap_bookworm() -> Path:
+    """A `debootstrap --variant=minbase bookworm` root filesystem (built once, ~40-60 s).
+
+    Cached in ~/.cache/tidegate-tests/debootstrap-bookworm (or $TIDEGATE_TEST_CACHE) and reused
+    while its completion marker exists. Skips when debootstrap is missing or we are not root.
+    """
+    target = DEBOOTSTRAP_CACHE / "debootstrap-bookworm"
+    if (target / _COMPLETE).exists():
+        return target
+    if shutil.which("debootstrap") is None:
+        pytest.skip("debootstrap is not installed")
+    if os.geteuid() != 0:
+        pytest.skip("debootstrap needs root")
+    DEBOOTSTRAP_CACHE.mkdir(parents=True, exist_ok=True)
+    work = DEBOOTSTRAP_CACHE / f"debootstrap-bookworm.tmp-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    try:
+        subprocess.run(
+            ["debootstrap", "--variant=minbase", "bookworm", str(work)],
+            check=True,
+            capture_output=True,
+            timeout=900,
+        )
+    except subprocess.CalledProcessError as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        pytest.fail(f"debootstrap failed: {exc.stderr.decode(errors='replace')[-2000:]}")
+    (work / _COMPLETE).touch()
+    shutil.rmtree(target, ignore_errors=True)
+    work.rename(target)
+    return target

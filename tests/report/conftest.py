@@ -1,4 +1,4 @@
-"""Fixtures of the report tests and the --update-golden option that rewrites their golden files."""
+"""Fixtures of the report tests (the --update-golden option lives in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,20 +7,6 @@ from report_results import FIXED_ID, debian_result, minimal_result
 
 from tidegate.core.models import ScanResult
 from tidegate.report.interface import ReportOptions
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--update-golden",
-        action="store_true",
-        default=False,
-        help="rewrite tests/report/golden/* from the current writers instead of comparing",
-    )
-
-
-@pytest.fixture
-def update_golden(request: pytest.FixtureRequest) -> bool:
-    return bool(request.config.getoption("--update-golden"))
 
 
 @pytest.fixture
