@@ -23,9 +23,10 @@ system-deps: ## install the system packages the tests and the demo use (Debian/U
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-run: setup system-deps ## build the demo image and scan it
+run: setup system-deps ## build the demo image and its advisories, then scan it
 	$(BIN)/python -m tidegate.demo $(DEMO_DIR)
-	$(BIN)/tidegate scan oci:$(DEMO_DIR)/layout:demo
+	$(BIN)/tidegate db import --db $(DEMO_DIR)/vulndb.sqlite -q $(DEMO_DIR)/advisories
+	$(BIN)/tidegate scan --db $(DEMO_DIR)/vulndb.sqlite oci:$(DEMO_DIR)/layout:demo
 
 test: setup system-deps ## install everything the tests need and run them
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc

@@ -4,11 +4,16 @@
 (static) as the payload, an Alpine-style package database, a Python and an npm package, a user,
 labels, and a planted (throw-away) private key so that the secret scanner has something to show.
 Two layers, the second deleting a file of the first, so the squash is visible too.
+
+It also writes DIR/advisories/: a few OSV records about the demo's packages (real vulnerabilities,
+written here from their public advisories, trimmed to what matching needs), so that `make run`
+shows findings without network access. Real use imports osv.dev data (`tidegate db update`).
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 import subprocess
@@ -113,6 +118,58 @@ def _second_layer(rootfs: Path) -> None:
     _write(rootfs, "/home/app/.ssh/id_ed25519", _fake_key(), 0o600)
 
 
+def _osv(
+    vid: str, aliases: list[str], eco: str, name: str, fixed: str, vector: str, summary: str
+) -> dict[str, object]:
+    record: dict[str, object] = {
+        "schema_version": "1.6.0",
+        "id": vid,
+        "aliases": aliases,
+        "modified": "2024-01-01T00:00:00Z",
+        "published": "2023-06-01T00:00:00Z",
+        "summary": summary,
+        "affected": [
+            {
+                "package": {"ecosystem": eco, "name": name},
+                "ranges": [
+                    {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}
+                ],
+            }
+        ],
+    }
+    if vector:
+        record["severity"] = [{"type": "CVSS_V3", "score": vector}]
+    return record
+
+
+DEMO_ADVISORIES = (
+    _osv(
+        "ALPINE-CVE-2023-5678", ["CVE-2023-5678"], "Alpine:v3.18", "openssl", "3.1.4-r1",
+        "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:L",
+        "openssl: excessive time spent in DH check / generation with large Q parameter value",
+    ),
+    _osv(
+        "GHSA-35jh-r3h4-6jhm", ["CVE-2021-23337"], "npm", "lodash", "4.17.21",
+        "CVSS:3.1/AV:N/AC:L/PR:H/UI:N/S:U/C:H/I:H/A:H",
+        "Command Injection in lodash",
+    ),
+    _osv(
+        "GHSA-j8r2-6x86-q33q", ["CVE-2023-32681", "PYSEC-2023-74"], "PyPI", "requests", "2.31.0",
+        "CVSS:3.1/AV:N/AC:H/PR:N/UI:R/S:C/C:H/I:N/A:N",
+        "Unintended leak of Proxy-Authorization header in requests",
+    ),
+)  # fmt: skip
+
+
+def write_advisories(out_dir: Path) -> Path:
+    """The demo's OSV records, one JSON file each, for `tidegate db import`."""
+    target = out_dir / "advisories"
+    target.mkdir(parents=True, exist_ok=True)
+    for record in DEMO_ADVISORIES:
+        (target / f"{record['id']}.json").write_text(json.dumps(record, indent=2) + "\n")
+    return target
+
+
 def build(out_dir: Path) -> Path:
     """Build (or rebuild) the demo layout; returns its path."""
     for tool in ("umoci",):
@@ -151,7 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     out = Path(args[0]) if args else Path.home() / ".cache" / "tidegate" / "demo"
     layout = build(out)
+    advisories = write_advisories(out)
     print(f"demo image: oci:{layout}:{TAG}")
+    print(f"demo advisories: {advisories}")
     return 0
 
 
