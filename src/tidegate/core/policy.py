@@ -13,7 +13,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import NewType
 
-from tidegate.core.models import PackageType, Severity
+from tidegate.core.models import (
+    Finding,
+    ImageFacts,
+    Package,
+    PackageType,
+    ScanResult,
+    Secret,
+    Severity,
+)
 
 PolicyId = NewType("PolicyId", str)
 AckId = NewType("AckId", str)
@@ -236,3 +244,41 @@ class Verdict:
         if audit:
             return f"approved; fails audit-mode policies: {', '.join(r.policy_name for r in audit)}"
         return "approved; passes every applicable policy"
+
+
+@dataclass(frozen=True, slots=True)
+class ImageSubject:
+    """An image as the assurance gate sees it: identity from the inventory, content from a scan."""
+
+    digest: str
+    """Manifest digest (or the config digest when the image has no manifest, e.g. CI archives)."""
+    registry: str | None = None
+    repository: str | None = None
+    tags: tuple[str, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    facts: ImageFacts = field(default_factory=ImageFacts)
+    packages: tuple[Package, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    secrets: tuple[Secret, ...] = ()
+
+    @classmethod
+    def from_scan(
+        cls,
+        result: ScanResult,
+        *,
+        registry: str | None = None,
+        repository: str | None = None,
+        tags: tuple[str, ...] = (),
+    ) -> ImageSubject:
+        info = result.image
+        return cls(
+            digest=info.manifest_digest or info.config_digest or "",
+            registry=registry if registry is not None else info.registry,
+            repository=repository if repository is not None else info.repository,
+            tags=tags or ((info.tag,) if info.tag else ()),
+            labels=result.facts.labels,
+            facts=result.facts,
+            packages=result.catalogue.packages,
+            findings=result.findings,
+            secrets=result.catalogue.secrets,
+        )
