@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC
 from typing import TextIO
 
-from license_expression import (  # type: ignore[import-untyped]  # no py.typed
+from license_expression import (  # no py.typed
     ExpressionError,
     LicenseExpression,
 )
