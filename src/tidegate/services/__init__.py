@@ -1,0 +1,1 @@
+"""Use cases of the console: each owns its transaction; routes and the CLI call these."""
