@@ -190,7 +190,9 @@ def _progress(err: TextIO, quiet: bool) -> Iterator[ScanProgress | None]:
 
 def _write(result: ScanResult, fmt: str, args: argparse.Namespace, out: TextIO) -> None:
     writer = get_writer(fmt)
-    options = ReportOptions(include_executables=args.executables)
+    # Machine-readable documents always carry the executable inventory (drift prevention reads
+    # it); --executables only asks the table to list it too.
+    options = ReportOptions(include_executables=args.executables or writer.name != "table")
     if args.output is None:
         writer.write(result, out, options)
         return
