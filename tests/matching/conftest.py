@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matching_data as images_data
 import pytest
 
 from helpers import images
-import matching_data as images_data
 from tidegate.vulndb import import_paths
 
 VULNDATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "vulndata"
