@@ -295,6 +295,8 @@ def test_traversal_entries_are_unknowns_and_nothing_is_written(
     members = [(_file(name), data) for name, data in ESCAPES.items()]
     members += [
         (_file("bin/tool"), b"#!/bin/sh\nok\n"),
+        # An absolute name stays inside the image: tar's leading "/" is relative to its root.
+        (_file("/usr/bin/abs-tool"), b"#!/bin/sh\nabs\n"),
         (_file("bin/link", tarfile.SYMTYPE, "../../../../etc/shadow"), b""),
         (_file("bin/hard", tarfile.LNKTYPE, "missing/target"), b""),
     ]
@@ -315,7 +317,8 @@ def test_traversal_entries_are_unknowns_and_nothing_is_written(
     for name in (*ESCAPES, "missing/target"):
         assert name in unknown_text
     paths = {e["path"] for e in doc["executables"]}
-    assert paths == {"/bin/tool"}
+    assert paths == {"/bin/tool", "/usr/bin/abs-tool"}
+    assert not Path("/usr/bin/abs-tool").exists()
 
 
 def test_tampered_blob_exits_3_naming_the_digest(busybox_layout: Path, tmp_path: Path) -> None:
