@@ -15,8 +15,8 @@ mode rule's business (`core.modes`), not this module's.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from functools import lru_cache
@@ -80,6 +80,22 @@ def _id_set(ids: tuple[str, ...]) -> frozenset[str]:
 def _utc(moment: datetime) -> datetime:
     # Naive times (from hand-written YAML, old records) are taken as UTC so comparisons never raise.
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _active(ack: Acknowledgement, now: datetime) -> bool:
+    if (ack.expires is not None and ack.expires.tzinfo is None) or (
+        ack.revoked is not None and ack.revoked.tzinfo is None
+    ):
+        expires = _utc(ack.expires) if ack.expires is not None else None
+        revoked = _utc(ack.revoked) if ack.revoked is not None else None
+        ack = dataclasses.replace(ack, expires=expires, revoked=revoked)
+    return ack.active(now)
+
+
+def _mode_at(policy: AssurancePolicy, now: datetime) -> Mode:
+    if policy.enforce_after is not None and policy.enforce_after.tzinfo is None:
+        policy = dataclasses.replace(policy, enforce_after=_utc(policy.enforce_after))
+    return policy.mode_at(now)
 
 
 def _label_matches(rule: LabelRule, labels: dict[str, str]) -> bool:
@@ -160,7 +176,7 @@ def acknowledgement_covers(
 ) -> bool:
     """Whether `ack` sets `finding` of `subject` aside at `now` (the same test at every gate)."""
     return (
-        ack.active(now)
+        _active(ack, _utc(now))
         and _ack_scope_covers(ack, subject)
         and ack.vulnerability.strip().casefold() in _finding_ids(finding)
         and _ack_package_covers(ack, finding.package)
@@ -177,7 +193,7 @@ def _set_aside(
     subject: ImageSubject, acks: Sequence[Acknowledgement], now: datetime
 ) -> tuple[list[Finding], tuple[AcknowledgedFinding, ...]]:
     """Split the findings into those held against the image and those acknowledged."""
-    live = [a for a in acks if a.active(now) and _ack_scope_covers(a, subject)]
+    live = [a for a in acks if _active(a, now) and _ack_scope_covers(a, subject)]
     by_vuln: dict[str, list[Acknowledgement]] = {}
     for ack in live:
         by_vuln.setdefault(ack.vulnerability.strip().casefold(), []).append(ack)
@@ -208,20 +224,28 @@ def _covering_ack(
 
 
 def _fix_for(finding: Finding) -> str | None:
-    """The lowest fixed version above the installed one (several ranges may offer fixes)."""
-    if not finding.fixed_versions:
-        return None
     package = finding.package
-    kind = version_kind(package.type)
+    return _lowest_fix(package.type, package.version, finding.fixed_versions)
+
+
+@lru_cache(maxsize=65536)
+def _lowest_fix(ptype: PackageType, installed: str, fixed: tuple[str, ...]) -> str | None:
+    """The lowest fixed version above the installed one (several ranges may offer fixes).
+
+    Cached: re-evaluating a fleet meets the same package versions and fixes again and again.
+    """
+    if not fixed:
+        return None
+    kind = version_kind(ptype)
     try:
-        above = [v for v in finding.fixed_versions if compare(kind, v, package.version) > 0]
-        candidates = above or list(finding.fixed_versions)
+        above = [v for v in fixed if compare(kind, v, installed) > 0]
+        candidates = above or list(fixed)
         best = candidates[0]
         for version in candidates[1:]:
             if compare(kind, version, best) < 0:
                 best = version
     except VersionError:
-        return finding.fixed_versions[0]
+        return fixed[0]
     return best
 
 
@@ -250,6 +274,7 @@ def remediation(findings: Sequence[Finding]) -> str:
     return "; ".join(upgrades)
 
 
+@lru_cache(maxsize=65536)
 def _highest(ptype: PackageType, a: str | None, b: str | None) -> str | None:
     if a is None or b is None:
         return a if b is None else b
@@ -262,7 +287,7 @@ def _highest(ptype: PackageType, a: str | None, b: str | None) -> str | None:
 # --- the controls -----------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
+@dataclasses.dataclass(slots=True)
 class _Image:
     """What the controls of one policy look at: the image and the findings held against it."""
 
@@ -270,11 +295,26 @@ class _Image:
     now: datetime
     labels: dict[str, str]
     findings: list[Finding]
+    evidence: dict[tuple[int, ...], tuple[tuple[str, ...], str]]
+    """Keys and remediation per set of findings, shared by the policies of one evaluation:
+    policies with similar controls fail on the same findings, and the fix is worked out once."""
 
 
-def _vulnerability_failure(control: str, message: str, findings: list[Finding]) -> ControlFailure:
-    keys = tuple(dict.fromkeys(finding_key(f) for f in findings))
-    return ControlFailure(control, message, keys, remediation(findings))
+def _evidence(image: _Image, findings: list[Finding]) -> tuple[tuple[str, ...], str]:
+    # Identity is enough: every finding object belongs to the subject for the whole evaluation.
+    memo_key = tuple(id(f) for f in findings)
+    known = image.evidence.get(memo_key)
+    if known is None:
+        keys = tuple(dict.fromkeys(finding_key(f) for f in findings))
+        known = image.evidence[memo_key] = (keys, remediation(findings))
+    return known
+
+
+def _vulnerability_failure(
+    image: _Image, control: str, message: str, findings: list[Finding]
+) -> ControlFailure:
+    keys, fix = _evidence(image, findings)
+    return ControlFailure(control, message, keys, fix)
 
 
 def _count(findings: list[Finding]) -> str:
@@ -295,6 +335,7 @@ def _check_severity(image: _Image, controls: Controls) -> ControlFailure | None:
         return None
     fixable = " fixable" if limit.only_fixable else ""
     return _vulnerability_failure(
+        image,
         "severity",
         f"{_count(bad)}{fixable} above the maximum severity {limit.max_severity.value}",
         bad,
@@ -316,6 +357,7 @@ def _check_score(image: _Image, controls: Controls) -> ControlFailure | None:
         return None
     fixable = " fixable" if limit.only_fixable else ""
     return _vulnerability_failure(
+        image,
         "score",
         f"{_count(bad)}{fixable} scored above the maximum CVSS score {limit.max_score}",
         bad,
@@ -330,7 +372,8 @@ def _check_cve_denylist(image: _Image, controls: Controls) -> ControlFailure | N
     if not bad:
         return None
     ids = ", ".join(sorted({f.id for f in bad}))
-    return _vulnerability_failure("cve_denylist", f"denied vulnerabilities present: {ids}", bad)
+    message = f"denied vulnerabilities present: {ids}"
+    return _vulnerability_failure(image, "cve_denylist", message, bad)
 
 
 def _name_matches(rule: PackageRule, package: Package) -> bool:
@@ -393,8 +436,8 @@ def _check_package_denylist(image: _Image, controls: Controls) -> ControlFailure
     if not reasons:
         return None
     reasons = list(dict.fromkeys(reasons))
-    fix = remediation(behind) if behind else "remove the denied packages or replace them"
-    keys = tuple(dict.fromkeys(finding_key(f) for f in behind))
+    keys, fix = _evidence(image, behind)
+    fix = fix or "remove the denied packages or replace them"
     return ControlFailure(
         "package_denylist", f"denied packages present: {'; '.join(reasons)}", keys, fix
     )
@@ -586,13 +629,13 @@ CONTROL_NAMES: tuple[str, ...] = ("grace", "cve_allowlist", *(name for name, _ i
 
 def _evaluate_policy(
     policy: AssurancePolicy,
-    findings: list[Finding],
+    base: _Image,
     acknowledged: tuple[AcknowledgedFinding, ...],
-    subject: ImageSubject,
-    now: datetime,
 ) -> PolicyResult:
+    """`base` holds the findings left after acknowledgements; the policy narrows them further."""
     controls = policy.controls
-    image = _Image(subject, now, dict(subject.labels), _held_by_policy(findings, controls, now))
+    now = base.now
+    image = dataclasses.replace(base, findings=_held_by_policy(base.findings, controls, now))
     failures = tuple(
         failure for _, check in _CHECKS if (failure := check(image, controls)) is not None
     )
@@ -600,7 +643,7 @@ def _evaluate_policy(
         policy_id=policy.id,
         policy_name=policy.name,
         policy_version=policy.version,
-        mode=policy.mode_at(now),
+        mode=_mode_at(policy, now),
         failures=failures,
         acknowledged=acknowledged,
     )
@@ -618,7 +661,8 @@ def evaluate(
     now = _utc(now)
     applicable = applicable_policies(subject, policies)
     findings, acknowledged = _set_aside(subject, acks, now) if applicable else ([], ())
-    results = tuple(_evaluate_policy(p, findings, acknowledged, subject, now) for p in applicable)
+    base = _Image(subject, now, dict(subject.labels), findings, evidence={})
+    results = tuple(_evaluate_policy(p, base, acknowledged) for p in applicable)
     blocked = any(r.mode is Mode.ENFORCE and not r.passed for r in results)
     return Verdict(
         status=ImageStatus.DISALLOWED if blocked else ImageStatus.APPROVED,

@@ -151,7 +151,10 @@ def _parse_group(text: str, part: str) -> tuple[Comparison, ...]:
 
 def version_kind(package_type: PackageType) -> VersionKind:
     """The version ordering of a package ecosystem (their values are the same purl types)."""
-    return VersionKind(package_type.value)
+    return _KINDS[package_type]
+
+
+_KINDS = {ptype: VersionKind(ptype.value) for ptype in PackageType}
 
 
 def satisfies(constraint: str, package_type: PackageType, version: str) -> bool:
