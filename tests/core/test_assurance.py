@@ -377,6 +377,7 @@ PACKAGE_CASES = [
     ("fix too recent", PackageRule("libssl3", fix_available_days=101), False, ""),
     ("no fix at all", PackageRule("zlib1g", fix_available_days=1), False, ""),
     ("above the range", PackageRule("Requests", "<2.0"), False, ""),
+    ("bad constraint fails closed", PackageRule("zlib1g", ">>1"), True, "cannot tell whether"),
 ]
 
 

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from functools import lru_cache
 
-from tidegate.core.constraints import parse_constraint, version_kind
+from tidegate.core.constraints import ConstraintError, parse_constraint, version_kind
 from tidegate.core.errors import VersionError
 from tidegate.core.models import Finding, Package, PackageType
 from tidegate.core.policy import (
@@ -397,7 +397,9 @@ def _package_denied(rule: PackageRule, package: Package) -> tuple[bool, str]:
         return True, f"{package.name}@{package.version} ({package.type.value})"
     try:
         hit = parse_constraint(rule.versions).matches(version_kind(package.type), package.version)
-    except VersionError as exc:
+    except (VersionError, ConstraintError) as exc:
+        # Fail closed: the API refuses bad constraints, but a deny list must never open up
+        # because a version (or a constraint stored before validation) cannot be read.
         return True, (
             f"{package.name}@{package.version} ({package.type.value}): cannot tell whether it "
             f"matches {rule.versions!r} ({exc})"
