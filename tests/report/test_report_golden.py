@@ -19,7 +19,7 @@ from tidegate.report import ReportOptions, writers
 
 GOLDEN = Path(__file__).parent / "golden"
 RESULTS: dict[str, Callable[[], ScanResult]] = {"debian": debian_result, "minimal": minimal_result}
-FORMATS = ["table", "json", "cyclonedx", "spdx"]
+FORMATS = ["table", "json", "cyclonedx", "spdx", "sarif", "junit", "html"]
 
 
 def _render(fmt: str, result: ScanResult, options: ReportOptions) -> str:
@@ -47,7 +47,7 @@ def test_writing_twice_gives_the_same_bytes_without_injected_id(fmt: str) -> Non
     assert first == _render(fmt, debian_result(), options)
 
 
-@pytest.mark.parametrize("fmt", ["json", "cyclonedx", "spdx"])
+@pytest.mark.parametrize("fmt", ["json", "cyclonedx", "spdx", "sarif"])
 def test_machine_formats_are_json(fmt: str, options: ReportOptions) -> None:
     json.loads(_render(fmt, debian_result(), options))
 

@@ -62,8 +62,8 @@ def test_schema_rejects_unknown_fields() -> None:
 def test_document_reads_back_into_its_model() -> None:
     text = json.dumps(_doc(debian_result()))
     document = ReportDocument.model_validate_json(text)
-    assert document.schema_version == "1.0"
-    bumped = text.replace('"schema_version": "1.0"', '"schema_version": "9"')
+    assert document.schema_version == "1.1"
+    bumped = text.replace('"schema_version": "1.1"', '"schema_version": "9"')
     with pytest.raises(pydantic.ValidationError):
         ReportDocument.model_validate_json(bumped)
 

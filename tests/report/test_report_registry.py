@@ -12,7 +12,7 @@ from tidegate.report import ReportOptions, Writer, get_writer, writers
 
 
 def test_formats_in_help_order() -> None:
-    assert list(writers()) == ["table", "json", "cyclonedx", "spdx"]
+    assert list(writers()) == ["table", "json", "cyclonedx", "spdx", "sarif", "junit", "html"]
 
 
 @pytest.mark.parametrize(
@@ -22,6 +22,9 @@ def test_formats_in_help_order() -> None:
         ("json", "application/json", ".json"),
         ("cyclonedx", "application/vnd.cyclonedx+json; version=1.6", ".cdx.json"),
         ("spdx", "application/spdx+json", ".spdx.json"),
+        ("sarif", "application/sarif+json", ".sarif"),
+        ("junit", "application/xml", ".junit.xml"),
+        ("html", "text/html", ".html"),
     ],
 )
 def test_writer_describes_itself(name: str, media_type: str, extension: str) -> None:
@@ -38,13 +41,13 @@ def test_format_names_are_forgiving_about_case_and_blanks(spelling: str) -> None
     assert get_writer(spelling).name == "json"
 
 
-@pytest.mark.parametrize("bad", ["sarif2", "", "xml", "cyclone"])
+@pytest.mark.parametrize("bad", ["sarif2", "", "xml", "cyclone", "junit.xml"])
 def test_unknown_format_names_it_and_lists_the_valid_ones(bad: str) -> None:
     with pytest.raises(UsageError) as caught:
         get_writer(bad)
     message = str(caught.value)
     assert repr(bad) in message
-    for name in ("table", "json", "cyclonedx", "spdx"):
+    for name in ("table", "json", "cyclonedx", "spdx", "sarif", "junit", "html"):
         assert name in message
 
 

@@ -11,8 +11,11 @@ from collections.abc import Callable
 
 from tidegate.core.errors import UsageError
 from tidegate.report.cyclonedx import CycloneDxWriter
+from tidegate.report.html import HtmlWriter
 from tidegate.report.interface import ReportOptions, Writer
 from tidegate.report.json_doc import JsonWriter
+from tidegate.report.junit import JUnitWriter
+from tidegate.report.sarif import SarifWriter
 from tidegate.report.spdx import SpdxWriter
 from tidegate.report.table import TableWriter
 
@@ -21,6 +24,9 @@ _FACTORIES: tuple[Callable[[], Writer], ...] = (
     JsonWriter,
     CycloneDxWriter,
     SpdxWriter,
+    SarifWriter,
+    JUnitWriter,
+    HtmlWriter,
 )
 
 

@@ -38,6 +38,7 @@ from packageurl import PackageURL
 
 from tidegate.core.errors import ReportError
 from tidegate.core.models import Finding, FixState, MatchEvidence, Package, ScanResult, Severity
+from tidegate.core.policy import Verdict
 from tidegate.report.common import (
     document_id,
     image_name,
@@ -85,7 +86,14 @@ class CycloneDxWriter:
     media_type = "application/vnd.cyclonedx+json; version=1.6"
     file_extension = ".cdx.json"
 
-    def write(self, result: ScanResult, out: TextIO, options: ReportOptions) -> None:
+    def write(
+        self,
+        result: ScanResult,
+        out: TextIO,
+        options: ReportOptions,
+        verdict: Verdict | None = None,
+    ) -> None:
+        del verdict  # an SBOM describes what is in the image, not the gate's decision on it
         try:
             bom = build_bom(result, options)
             text = make_outputter(bom, OutputFormat.JSON, SchemaVersion.V1_6).output_as_string(

@@ -1,9 +1,10 @@
 """The contract of report writers: one output format, one `Writer`, one `ReportOptions`.
 
-A writer maps a `ScanResult` to one document and writes it to a text stream. It never reaches
-past the result's public values, never reads the clock or a random source: what a document
-needs beyond the result (its id, the tool version) comes in through `ReportOptions`, so the same
-result and options always give the same bytes.
+A writer maps a `ScanResult` (and, from the assurance gate, its `Verdict`) to one document and
+writes it to a text stream. It never reaches past the result's public values, never reads the
+clock or a random source: what a document needs beyond the result (its id, the tool version, the
+policies behind the verdict) comes in through `ReportOptions`, so the same result, verdict and
+options always give the same bytes.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from uuid import UUID
 
 from tidegate import __version__
 from tidegate.core.models import ScanResult
+from tidegate.core.policy import AssurancePolicy, Verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,9 @@ class ReportOptions:
     from the image identity and the scan time, so that re-writing a result changes nothing."""
     tool_version: str = __version__
     """The Tidegate version named as the document's author tool."""
+    policies: tuple[AssurancePolicy, ...] = ()
+    """The policies the verdict was computed from. A verdict names only the controls that
+    failed; with the policies, JUnit and HTML can also list the enabled controls that passed."""
 
 
 class Writer(Protocol):
@@ -56,6 +61,13 @@ class Writer(Protocol):
         """Customary file name ending, dot included (".cdx.json")."""
         ...
 
-    def write(self, result: ScanResult, out: TextIO, options: ReportOptions) -> None:
-        """Write the document for `result` to `out`; raises `ReportError` when it cannot."""
+    def write(
+        self,
+        result: ScanResult,
+        out: TextIO,
+        options: ReportOptions,
+        verdict: Verdict | None = None,
+    ) -> None:
+        """Write the document for `result` (and the gate's `verdict`, when there is one) to
+        `out`; raises `ReportError` when it cannot."""
         ...

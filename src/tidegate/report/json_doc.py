@@ -32,6 +32,12 @@ from tidegate.core.models import (
     Secret,
     Unknown,
 )
+from tidegate.core.policy import (
+    AcknowledgedFinding,
+    ControlFailure,
+    PolicyResult,
+    Verdict,
+)
 from tidegate.report.common import (
     package_ref,
     sorted_findings,
@@ -40,7 +46,8 @@ from tidegate.report.common import (
 )
 from tidegate.report.interface import ReportOptions
 
-SCHEMA_VERSION: Final = "1.0"
+SCHEMA_VERSION: Final = "1.1"
+"""1.1 added `verdict`: the assurance gate's decision, when the report was written with one."""
 
 
 class _Doc(BaseModel):
@@ -205,12 +212,51 @@ class AnalyzerDoc(_Doc):
     version: int
 
 
+class ControlFailureDoc(_Doc):
+    control: str = Field(description='The failed control ("severity", "block_root" ...).')
+    message: str
+    findings: list[str] = Field(
+        description='Findings behind the failure, as "<vulnerability id> <package>@<version>".'
+    )
+    remediation: str = Field(description="How to fix it; empty when the policy cannot tell.")
+
+
+class AcknowledgedDoc(_Doc):
+    finding: str = Field(description='"<vulnerability id> <package>@<version>".')
+    ack_id: str
+    expires: datetime | None
+
+
+class PolicyResultDoc(_Doc):
+    id: str
+    name: str
+    version: int
+    mode: Literal["audit", "enforce"] = Field(
+        description="The mode in force when the image was evaluated (enforce_after applied)."
+    )
+    passed: bool
+    failures: list[ControlFailureDoc]
+    acknowledged: list[AcknowledgedDoc] = Field(
+        description="Findings set aside by an unexpired acknowledgement."
+    )
+
+
+class VerdictDoc(_Doc):
+    """The assurance gate's decision on the image."""
+
+    status: Literal["unscanned", "scanning", "approved", "disallowed", "failed"]
+    reason: str = Field(description="One line: what disallowed the image, or why it passed.")
+    evaluated_at: datetime
+    db_snapshot: str | None
+    policies: list[PolicyResultDoc] = Field(description="Every policy whose scope covers it.")
+
+
 class ReportDocument(_Doc):
     """Tidegate's report on one scanned image."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", title="Tidegate scan report")
 
-    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    schema_version: Literal["1.1"] = SCHEMA_VERSION
     tidegate_version: str
     scanned_at: datetime
     db_snapshot: str | None = Field(description="Vulnerability DB snapshot the findings used.")
@@ -223,10 +269,15 @@ class ReportDocument(_Doc):
     secrets: list[SecretDoc]
     unknowns: list[UnknownDoc]
     findings: list[FindingDoc]
+    verdict: VerdictDoc | None = Field(
+        default=None, description="Null when the report was written without a verdict."
+    )
 
 
-def build_document(result: ScanResult, options: ReportOptions) -> ReportDocument:
-    """Map a scan result to the document, every list in a stable order."""
+def build_document(
+    result: ScanResult, options: ReportOptions, verdict: Verdict | None = None
+) -> ReportDocument:
+    """Map a scan result (and the gate's verdict) to the document, lists in a stable order."""
     packages = sorted_packages(result)
     refs = unique_package_refs(packages)
     catalogue = result.catalogue
@@ -246,6 +297,7 @@ def build_document(result: ScanResult, options: ReportOptions) -> ReportDocument
         secrets=[_secret(s) for s in sorted(catalogue.secrets, key=_secret_order)],
         unknowns=[_unknown(u) for u in sorted(catalogue.unknowns, key=_unknown_order)],
         findings=[_finding(f, refs) for f in sorted_findings(result)],
+        verdict=_verdict(verdict) if verdict is not None else None,
     )
 
 
@@ -267,8 +319,14 @@ class JsonWriter:
     media_type = "application/json"
     file_extension = ".json"
 
-    def write(self, result: ScanResult, out: TextIO, options: ReportOptions) -> None:
-        document = build_document(result, options)
+    def write(
+        self,
+        result: ScanResult,
+        out: TextIO,
+        options: ReportOptions,
+        verdict: Verdict | None = None,
+    ) -> None:
+        document = build_document(result, options, verdict)
         out.write(document.model_dump_json(indent=2))
         out.write("\n")
 
@@ -437,6 +495,42 @@ def _evidence(evidence: MatchEvidence) -> EvidenceDoc:
         range=evidence.range,
         matcher=evidence.matcher,
     )
+
+
+def _verdict(verdict: Verdict) -> VerdictDoc:
+    # Policies keep the verdict's order (the gate sorts them); it is the order people read.
+    return VerdictDoc(
+        status=verdict.status.value,
+        reason=verdict.reason,
+        evaluated_at=verdict.evaluated_at,
+        db_snapshot=verdict.db_snapshot,
+        policies=[_policy_result(r) for r in verdict.results],
+    )
+
+
+def _policy_result(result: PolicyResult) -> PolicyResultDoc:
+    return PolicyResultDoc(
+        id=result.policy_id,
+        name=result.policy_name,
+        version=result.policy_version,
+        mode=result.mode.value,
+        passed=result.passed,
+        failures=[_control_failure(f) for f in result.failures],
+        acknowledged=[_acknowledged(a) for a in result.acknowledged],
+    )
+
+
+def _control_failure(failure: ControlFailure) -> ControlFailureDoc:
+    return ControlFailureDoc(
+        control=failure.control,
+        message=failure.message,
+        findings=list(failure.findings),
+        remediation=failure.remediation,
+    )
+
+
+def _acknowledged(ack: AcknowledgedFinding) -> AcknowledgedDoc:
+    return AcknowledgedDoc(finding=ack.finding, ack_id=ack.ack_id, expires=ack.expires)
 
 
 def main(argv: Sequence[str], out: TextIO, err: TextIO) -> int:

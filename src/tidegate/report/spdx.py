@@ -30,6 +30,7 @@ from spdx_tools.spdx.writer.json.json_writer import write_document_to_stream
 
 from tidegate.core.errors import ReportError
 from tidegate.core.models import OSInfo, Package, ScanResult
+from tidegate.core.policy import Verdict
 from tidegate.report.common import (
     document_id,
     image_name,
@@ -72,7 +73,14 @@ class SpdxWriter:
     media_type = "application/spdx+json"
     file_extension = ".spdx.json"
 
-    def write(self, result: ScanResult, out: TextIO, options: ReportOptions) -> None:
+    def write(
+        self,
+        result: ScanResult,
+        out: TextIO,
+        options: ReportOptions,
+        verdict: Verdict | None = None,
+    ) -> None:
+        del verdict  # an SBOM describes what is in the image, not the gate's decision on it
         try:
             document = build_document(result, options)
             write_document_to_stream(document, out, validate=True)

@@ -2,7 +2,9 @@
 
 Colour is used only on a terminal (or when forced); a CI log gets plain text of the same layout.
 When the scan has findings the report lists them; otherwise it lists the packages, since "what is
-in this image" is then the useful answer.
+in this image" is then the useful answer. With the gate's verdict, the verdict comes first: its
+status, each applicable policy with its mode, and every failed control with its fix. Whether a
+failure would fail the build in enforce mode is the command's message, not the report's.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tidegate.core.models import FixState, ScanResult, Severity
+from tidegate.core.policy import ImageStatus, Verdict
 from tidegate.report.common import (
     image_version,
     package_type_counts,
@@ -44,9 +47,19 @@ class TableWriter:
     media_type = "text/plain"
     file_extension = ".txt"
 
-    def write(self, result: ScanResult, out: TextIO, options: ReportOptions) -> None:
+    def write(
+        self,
+        result: ScanResult,
+        out: TextIO,
+        options: ReportOptions,
+        verdict: Verdict | None = None,
+    ) -> None:
         buffer = io.StringIO()
         console = _console(buffer, out, options)
+        if verdict is not None:
+            for part in _verdict_sections(verdict):
+                console.print(part)
+                console.print()
         console.print(_summary(result))
         for section in _sections(result):
             console.print()
@@ -67,6 +80,61 @@ def _sections(result: ScanResult) -> list[Table]:
     if result.catalogue.unknowns:
         sections.append(_unknowns_table(result))
     return sections
+
+
+def _verdict_sections(verdict: Verdict) -> list[Table]:
+    """The verdict line, the policies with their modes, then the failed controls (if any)."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    style = "bold green" if verdict.status is ImageStatus.APPROVED else "bold red"
+    grid.add_row("Verdict", Text(verdict.status.value.upper(), style=style))
+    grid.add_row("Reason", verdict.reason)
+    sections = [grid]
+    if verdict.results:
+        sections.append(_policies_table(verdict))
+    if any(not r.passed for r in verdict.results):
+        sections.append(_failures_table(verdict))
+    return sections
+
+
+def _policies_table(verdict: Verdict) -> Table:
+    table = _table("Policies")
+    table.add_column("Policy", overflow="fold")
+    table.add_column("Mode", no_wrap=True)
+    table.add_column("Result", no_wrap=True)
+    table.add_column("Failed controls", overflow="fold")
+    table.add_column("Acknowledged", justify="right", no_wrap=True)
+    for result in verdict.results:
+        outcome = Text("pass", style="green") if result.passed else Text("FAIL", style="red")
+        failed = ", ".join(f.control for f in result.failures)
+        table.add_row(
+            f"{result.policy_name} (v{result.policy_version})",
+            result.mode.value,
+            outcome,
+            failed,
+            str(len(result.acknowledged)),
+        )
+    return table
+
+
+def _failures_table(verdict: Verdict) -> Table:
+    table = _table("Failed controls")
+    table.add_column("Policy", overflow="fold")
+    table.add_column("Mode", no_wrap=True)
+    table.add_column("Control", no_wrap=True)
+    table.add_column("Problem", overflow="fold")
+    table.add_column("Fix", overflow="fold")
+    for result in verdict.results:
+        for failure in result.failures:
+            table.add_row(
+                result.policy_name,
+                result.mode.value,
+                failure.control,
+                failure.message,
+                failure.remediation,
+            )
+    return table
 
 
 def _console(buffer: TextIO, out: TextIO, options: ReportOptions) -> Console:
