@@ -1,0 +1,112 @@
+"""Request dependencies as `Annotated` aliases: the session, the clock, the settings, and who asks.
+
+`require(permission)` is the one gate of every route: no or bad credentials -> 401 with
+`WWW-Authenticate: Bearer`; a role without the permission -> 403 naming the permission.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from tidegate.console.errors import ForbiddenError, UnauthorizedError
+from tidegate.console.settings import Settings
+from tidegate.core.roles import Permission, Role, allows
+from tidegate.services.tokens import authenticate_token
+from tidegate.store.db import Database
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request speaks for."""
+
+    name: str
+    role: Role
+    token_id: str | None
+
+
+@dataclass
+class ConsoleState:
+    """What one app instance holds; the database is made on first use, never at import."""
+
+    settings: Settings
+    clock: Callable[[], datetime]
+    _database: Database | None = None
+
+    @property
+    def database(self) -> Database:
+        if self._database is None:
+            self._database = Database(self.settings.database_url)
+        return self._database
+
+    def close(self) -> None:
+        if self._database is not None:
+            self._database.dispose()
+            self._database = None
+
+
+def get_state(request: Request) -> ConsoleState:
+    state: ConsoleState = request.app.state.console
+    return state
+
+
+def get_database(request: Request) -> Database:
+    return get_state(request).database
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One session per request: committed when the route returns, rolled back if it raises."""
+    with get_database(request).session() as session:
+        yield session
+
+
+def get_clock(request: Request) -> Callable[[], datetime]:
+    return get_state(request).clock
+
+
+def get_settings(request: Request) -> Settings:
+    return get_state(request).settings
+
+
+# scope="function": the commit happens before the response is sent, so a client never reads
+# an answer whose change did not commit.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+ClockDep = Annotated[Callable[[], datetime], Depends(get_clock)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
+
+_bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer tg_...`")
+CredentialsDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def authenticated(session: SessionDep, clock: ClockDep, credentials: CredentialsDep) -> Principal:
+    """The Principal of a valid bearer token, or 401."""
+    if credentials is None:
+        raise UnauthorizedError("authentication required: send Authorization: Bearer <token>")
+    owner = authenticate_token(session, secret=credentials.credentials, now=clock())
+    if owner is None:
+        raise UnauthorizedError("invalid, expired or revoked token")
+    return Principal(name=owner.name, role=owner.role, token_id=owner.token_id)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(authenticated)]
+
+
+def require(permission: Permission) -> Callable[[Principal], Principal]:
+    """A dependency yielding the Principal when its role has `permission`, else 401/403."""
+
+    def dependency(principal: CurrentPrincipal) -> Principal:
+        if not allows(principal.role, permission):
+            raise ForbiddenError(
+                f"permission {permission} required; role {principal.role} does not have it"
+            )
+        return principal
+
+    dependency.__name__ = f"require_{permission.replace(':', '_').replace('-', '_')}"
+    return dependency

@@ -1,0 +1,20 @@
+"""Every router of the API, as one explicit list (no import-time registration)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from tidegate.console.routes.auth import router as auth_router
+from tidegate.console.routes.events import router as events_router
+from tidegate.console.routes.tokens import router as tokens_router
+from tidegate.console.routes.users import router as users_router
+
+
+def routers() -> list[APIRouter]:
+    """The routers mounted under /api/v1, in the order the OpenAPI document lists them."""
+    return [
+        auth_router,
+        users_router,
+        tokens_router,
+        events_router,
+    ]

@@ -1,0 +1,1 @@
+"""API bodies: separate Create / Update / Public models per resource (pydantic, strict fields)."""
