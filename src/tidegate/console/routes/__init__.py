@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from tidegate.console.routes.acks import router as acks_router
 from tidegate.console.routes.auth import router as auth_router
 from tidegate.console.routes.events import router as events_router
+from tidegate.console.routes.images import router as images_router
+from tidegate.console.routes.policies import router as policies_router
 from tidegate.console.routes.tokens import router as tokens_router
 from tidegate.console.routes.users import router as users_router
 
@@ -17,4 +20,7 @@ def routers() -> list[APIRouter]:
         users_router,
         tokens_router,
         events_router,
+        images_router,
+        policies_router,
+        acks_router,
     ]

@@ -1,0 +1,487 @@
+"""The image inventory: register images (with a scan result, or by reference), look them up by
+any identity, list them, and scan images registered by reference.
+
+Identity follows DESIGN.md: an image is known by its manifest digest, its config digest (the image
+ID runtimes report) and its registry/repository:tag history, and every lookup accepts any of them.
+A registered scan result is stored as its report document; the image is evaluated at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from tidegate.core.errors import ReferenceError_, TidegateError, UsageError
+from tidegate.core.events import EventCategory, EventLevel
+from tidegate.core.models import ScanResult
+from tidegate.core.policy import ImageStatus
+from tidegate.image.reference import ImageReference, Transport, parse_reference
+from tidegate.services.assurance import reevaluate
+from tidegate.services.events import record_event
+from tidegate.services.serialize import document_from_result, result_from_document
+from tidegate.store.db import Database, NotFoundError
+from tidegate.store.inventory import (
+    ImageRow,
+    ImageTagRow,
+    RegistryRow,
+    RepositoryRow,
+    ScanResultRow,
+    VerdictRow,
+)
+
+__all__ = [
+    "ImageView",
+    "find_image",
+    "image_view",
+    "list_images",
+    "register_reference",
+    "register_scan",
+    "scan_queued_image",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ImageView:
+    """An image row with the names and tags the API shows."""
+
+    row: ImageRow
+    registry: str | None
+    repository: str | None
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ImageDetail:
+    view: ImageView
+    scan: ScanResultRow | None
+    verdict: VerdictRow | None
+
+
+def _registry(session: Session, host: str, now: datetime) -> RegistryRow:
+    row = session.scalars(select(RegistryRow).where(RegistryRow.host == host)).first()
+    if row is None:
+        row = RegistryRow(host=host, created=now)
+        session.add(row)
+        session.flush()
+    return row
+
+
+def _repository(session: Session, registry: RegistryRow, name: str, now: datetime) -> RepositoryRow:
+    query = select(RepositoryRow).where(
+        RepositoryRow.registry_id == registry.id, RepositoryRow.name == name
+    )
+    row = session.scalars(query).first()
+    if row is None:
+        row = RepositoryRow(registry_id=registry.id, name=name, created=now)
+        session.add(row)
+        session.flush()
+    return row
+
+
+def _tag(session: Session, image: ImageRow, repo: RepositoryRow, tag: str, now: datetime) -> None:
+    query = select(ImageTagRow).where(
+        ImageTagRow.image_id == image.id,
+        ImageTagRow.repository_id == repo.id,
+        ImageTagRow.tag == tag,
+    )
+    row = session.scalars(query).first()
+    if row is None:
+        session.add(
+            ImageTagRow(
+                image_id=image.id, repository_id=repo.id, tag=tag, first_seen=now, last_seen=now
+            )
+        )
+    else:
+        row.last_seen = now
+
+
+def _place(
+    session: Session,
+    image: ImageRow,
+    registry: str | None,
+    repository: str | None,
+    tag: str | None,
+    now: datetime,
+) -> None:
+    """Attach the image to its registry and repository, and record the tag it was seen under."""
+    if not registry or not repository:
+        return
+    reg = _registry(session, registry, now)
+    repo = _repository(session, reg, repository, now)
+    image.registry_id, image.repository_id = reg.id, repo.id
+    if tag:
+        _tag(session, image, repo, tag, now)
+
+
+def _by_digest(session: Session, *digests: str | None) -> ImageRow | None:
+    wanted = [d for d in digests if d]
+    if not wanted:
+        return None
+    query = select(ImageRow).where(
+        or_(
+            ImageRow.digest.in_(wanted),
+            ImageRow.manifest_digest.in_(wanted),
+            ImageRow.config_digest.in_(wanted),
+        )
+    )
+    return session.scalars(query.order_by(ImageRow.id)).first()
+
+
+def register_scan(
+    session: Session,
+    *,
+    result: ScanResult,
+    actor: str | None,
+    now: datetime,
+    registry: str | None = None,
+    repository: str | None = None,
+    tag: str | None = None,
+    placeholder: ImageRow | None = None,
+) -> ImageRow:
+    """Store a scan result under its image (created when new) and evaluate the image.
+
+    `registry`, `repository` and `tag` override what the scan's reference said; `placeholder` is
+    the row of an image registered by reference, which takes the scanned identity.
+    """
+    info = result.image
+    digest = info.manifest_digest or info.config_digest
+    if not digest:
+        raise UsageError("scan result: image.manifest_digest or image.config_digest is required")
+    image = _by_digest(session, info.manifest_digest, info.config_digest)
+    if image is not None and placeholder is not None and image.id != placeholder.id:
+        session.delete(placeholder)  # the image was known already: the placeholder is redundant
+        session.flush()
+    image = image or placeholder
+    new = image is None or image.digest is None
+    if image is None:
+        image = ImageRow(
+            first_seen=now,
+            status=ImageStatus.UNSCANNED.value,
+            status_reason="",
+            retired=False,
+            labels={},
+        )
+        session.add(image)
+    image.digest = image.digest or digest
+    image.manifest_digest = info.manifest_digest or image.manifest_digest
+    image.config_digest = info.config_digest or image.config_digest
+    image.reference = info.reference or image.reference
+    image.labels = dict(result.facts.labels)
+    image.last_seen = now
+    image.retired = False
+    session.flush()
+    _place(
+        session,
+        image,
+        registry or info.registry,
+        repository or info.repository,
+        tag or info.tag,
+        now,
+    )
+    scan = ScanResultRow(
+        image_id=image.id,
+        document=document_from_result(result),
+        db_snapshot=result.db_snapshot,
+        analyzers=[list(a) for a in result.analyzers],
+        scanned_at=result.scanned_at,
+        received=now,
+    )
+    session.add(scan)
+    session.flush()
+    image.latest_scan_id = scan.id
+    return _evaluate_new_scan(session, image, new=new, actor=actor, now=now)
+
+
+def _evaluate_new_scan(
+    session: Session, image: ImageRow, *, new: bool, actor: str | None, now: datetime
+) -> ImageRow:
+    old = image.status
+    reevaluate(session, now=now, images=[image.id], reason=f"image {image.digest} scanned")
+    session.refresh(image)
+    action = "image.registered" if new else "image.rescanned"
+    changed = f" (was {old})" if old != image.status and not new else ""
+    record_event(
+        session,
+        category=EventCategory.IMAGE,
+        level=EventLevel.WARNING if image.status == ImageStatus.DISALLOWED else EventLevel.INFO,
+        action=action,
+        message=f"image {image.digest} {action.split('.')[1]}: {image.status}{changed}: "
+        f"{image.status_reason}",
+        now=now,
+        actor=actor,
+        image_digest=image.digest,
+        data={"status": image.status, "old_status": old, "reference": image.reference},
+    )
+    return image
+
+
+def _registry_reference(reference: str) -> ImageReference:
+    try:
+        ref = parse_reference(reference)
+    except ReferenceError_ as exc:
+        raise UsageError(f"reference: {exc}") from exc
+    if ref.transport is not Transport.DOCKER:
+        raise UsageError(
+            f"reference {reference!r}: the console scans registry images only "
+            f"(host/repository:tag or @digest), not {ref.transport} paths on its own disk"
+        )
+    return ref
+
+
+def register_reference(
+    session: Session, *, reference: str, actor: str | None, now: datetime
+) -> tuple[ImageRow, bool]:
+    """Register an image to be scanned; returns (image, whether a scan is needed)."""
+    ref = _registry_reference(reference)
+    known = _by_digest(session, ref.digest) if ref.digest else None
+    if known is None:
+        query = select(ImageRow).where(
+            ImageRow.reference == ref.name, ImageRow.status == ImageStatus.UNSCANNED.value
+        )
+        known = session.scalars(query).first()
+    if known is not None and (ref.digest or known.status == ImageStatus.UNSCANNED):
+        known.last_seen = now
+        return known, known.latest_scan_id is None
+    image = ImageRow(
+        digest=ref.digest,
+        manifest_digest=ref.digest,
+        reference=ref.name,
+        labels={},
+        first_seen=now,
+        last_seen=now,
+        status=ImageStatus.UNSCANNED.value,
+        status_reason=f"queued for scanning: {ref.name}",
+        retired=False,
+    )
+    session.add(image)
+    session.flush()
+    _place(session, image, ref.registry, ref.repository, ref.tag, now)
+    record_event(
+        session,
+        category=EventCategory.IMAGE,
+        level=EventLevel.INFO,
+        action="image.queued",
+        message=f"image {ref.name} registered by reference; queued for scanning",
+        now=now,
+        actor=actor,
+        image_digest=ref.digest,
+        data={"reference": ref.name},
+    )
+    return image, True
+
+
+Scanner = Callable[[str], ScanResult]
+"""Scan (and match) one reference: `tidegate.scan` + `tidegate.scan.match` in the console."""
+
+
+def scan_queued_image(
+    db: Database, *, image_id: int, scanner: Scanner, clock: Callable[[], datetime]
+) -> ImageRow:
+    """Scan an image registered by reference: scanning -> approved/disallowed, or failed."""
+    with db.session() as session:
+        image = session.get(ImageRow, image_id)
+        if image is None or image.reference is None:
+            raise NotFoundError(f"image {image_id} not found, or registered without a reference")
+        image.status, image.status_reason = ImageStatus.SCANNING.value, "scan started"
+        reference = image.reference
+    try:
+        result = scanner(reference)
+    except TidegateError as exc:
+        return _scan_failed(db, image_id, reference, str(exc), clock())
+    with db.session() as session:
+        image = session.get(ImageRow, image_id)
+        if image is None:
+            raise NotFoundError(f"image {image_id} was deleted while it was scanned")
+        return register_scan(
+            session, result=result, actor="scanner", now=clock(), placeholder=image
+        )
+
+
+def _scan_failed(db: Database, image_id: int, reference: str, why: str, now: datetime) -> ImageRow:
+    with db.session() as session:
+        image = session.get(ImageRow, image_id)
+        if image is None:
+            raise NotFoundError(f"image {image_id} not found")
+        image.status, image.status_reason = ImageStatus.FAILED.value, f"scan failed: {why}"
+        record_event(
+            session,
+            category=EventCategory.SCAN,
+            level=EventLevel.ERROR,
+            action="scan.failed",
+            message=f"scan of {reference} failed: {why}",
+            now=now,
+            actor="scanner",
+            image_digest=image.digest,
+            data={"reference": reference},
+        )
+        return image
+
+
+def local_scanner(vulndb_path: Path) -> Scanner:
+    """The embedded worker's scanner: pull, catalogue, and match against the console's DB."""
+
+    def scan(reference: str) -> ScanResult:
+        from tidegate.image import open_image
+        from tidegate.scan import scan_image
+        from tidegate.scan.match import match_result
+        from tidegate.vulndb import VulnStore
+
+        result = scan_image(open_image(f"docker://{reference}"))
+        if not vulndb_path.exists():
+            return result
+        with VulnStore.open(vulndb_path) as store:
+            return match_result(result, store, store.snapshot_id())
+
+    return scan
+
+
+# --- lookups ----------------------------------------------------------------------------------
+
+
+def find_image(session: Session, *, key: str) -> ImageRow:
+    """By inventory id, manifest digest, config digest (image ID, with or without "sha256:"),
+    or reference (host/repo:tag, host/repo@digest, docker short names)."""
+    image: ImageRow | None = None
+    if key.isdigit():
+        image = session.get(ImageRow, int(key))
+    elif key.startswith(("sha256:", "sha512:")):
+        image = _by_digest(session, key)
+    elif len(key) == 64 and all(c in "0123456789abcdef" for c in key):
+        image = _by_digest(session, f"sha256:{key}")  # podman and docker print bare image IDs
+    else:
+        image = _by_reference(session, key)
+    if image is None:
+        raise NotFoundError(f"image {key!r} not found")
+    return image
+
+
+def _by_reference(session: Session, key: str) -> ImageRow | None:
+    ref = _registry_reference(key)
+    if ref.digest:
+        return _by_digest(session, ref.digest)
+    query = (
+        select(ImageRow)
+        .join(ImageTagRow, ImageTagRow.image_id == ImageRow.id)
+        .join(RepositoryRow, RepositoryRow.id == ImageTagRow.repository_id)
+        .join(RegistryRow, RegistryRow.id == RepositoryRow.registry_id)
+        .where(
+            RegistryRow.host == ref.registry,
+            RepositoryRow.name == ref.repository,
+            ImageTagRow.tag == (ref.tag or "latest"),
+        )
+        .order_by(ImageTagRow.last_seen.desc(), ImageRow.id.desc())
+    )
+    # The newest image the tag named: a tag moves, the inventory keeps where it pointed.
+    return session.scalars(query).first()
+
+
+def _views(session: Session, rows: Sequence[ImageRow]) -> list[ImageView]:
+    ids = [r.id for r in rows]
+    names: dict[int, tuple[str, str]] = {}
+    tags: dict[int, list[str]] = {i: [] for i in ids}
+    if ids:
+        query = (
+            select(
+                ImageTagRow.image_id,
+                RepositoryRow.id,
+                RegistryRow.host,
+                RepositoryRow.name,
+                ImageTagRow.tag,
+            )
+            .join(RepositoryRow, RepositoryRow.id == ImageTagRow.repository_id)
+            .join(RegistryRow, RegistryRow.id == RepositoryRow.registry_id)
+            .where(ImageTagRow.image_id.in_(ids))
+            .order_by(ImageTagRow.last_seen.desc())
+        )
+        for image_id, _repo_id, tag_host, tag_repo, tag in session.execute(query):
+            tags[image_id].append(f"{tag_host}/{tag_repo}:{tag}")
+        repo_ids = {r.repository_id for r in rows if r.repository_id is not None}
+        if repo_ids:
+            query2 = (
+                select(RepositoryRow.id, RegistryRow.host, RepositoryRow.name)
+                .join(RegistryRow, RegistryRow.id == RepositoryRow.registry_id)
+                .where(RepositoryRow.id.in_(repo_ids))
+            )
+            names = {rid: (host, name) for rid, host, name in session.execute(query2)}
+    out = []
+    for row in rows:
+        place = names.get(row.repository_id) if row.repository_id is not None else None
+        host: str | None = place[0] if place is not None else None
+        repo: str | None = place[1] if place is not None else None
+        out.append(ImageView(row, host, repo, tuple(tags[row.id])))
+    return out
+
+
+def list_images(
+    session: Session,
+    *,
+    now: datetime,
+    status: ImageStatus | None = None,
+    registry: str | None = None,
+    repository: str | None = None,
+    label: str | None = None,
+    include_retired: bool = False,
+    after: int | None = None,
+    limit: int = 100,
+) -> list[ImageView]:
+    """Images by id (keyset: pass the last id seen as `after`); `label` is "key" or "key=value"."""
+    from tidegate.services.acks import expire_acknowledgements
+
+    expire_acknowledgements(session, now=now)
+    query = select(ImageRow)
+    if status is not None:
+        query = query.where(ImageRow.status == status.value)
+    if not include_retired:
+        query = query.where(ImageRow.retired.is_(False))
+    if registry is not None:
+        query = query.join(RegistryRow, RegistryRow.id == ImageRow.registry_id).where(
+            RegistryRow.host == registry
+        )
+    if repository is not None:
+        query = query.join(RepositoryRow, RepositoryRow.id == ImageRow.repository_id).where(
+            RepositoryRow.name == repository
+        )
+    if after is not None:
+        query = query.where(ImageRow.id > after)
+    query = query.order_by(ImageRow.id)
+    if label is None:
+        return _views(session, list(session.scalars(query.limit(limit))))
+    rows = list(session.scalars(query))
+    if label is not None:
+        # Labels are JSON: filtered here rather than in SQL, portably across both databases.
+        key, eq, value = label.partition("=")
+        rows = [r for r in rows if key in r.labels and (not eq or r.labels[key] == value)]
+    return _views(session, rows[:limit])
+
+
+def image_view(session: Session, image: ImageRow) -> ImageView:
+    return _views(session, [image])[0]
+
+
+def image_detail(session: Session, *, key: str, now: datetime) -> ImageDetail:
+    from tidegate.services.acks import expire_acknowledgements
+
+    expire_acknowledgements(session, now=now)
+    image = find_image(session, key=key)
+    session.refresh(image)
+    scan = session.get(ScanResultRow, image.latest_scan_id) if image.latest_scan_id else None
+    return ImageDetail(image_view(session, image), scan, session.get(VerdictRow, image.id))
+
+
+def stored_result(scan: ScanResultRow) -> ScanResult:
+    return result_from_document(scan.document)
+
+
+def document_summary(document: Mapping[str, Any]) -> dict[str, Any]:
+    """Counts of a stored scan document, for listings."""
+    return {
+        "packages": len(document.get("packages", ())),
+        "findings": len(document.get("findings", ())),
+        "secrets": len(document.get("secrets", ())),
+    }
