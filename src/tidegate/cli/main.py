@@ -12,7 +12,7 @@ import traceback
 from typing import TextIO
 
 from tidegate import __version__
-from tidegate.cli import db_cmd, scan_cmd
+from tidegate.cli import admin_cmd, console_cmd, db_cmd, scan_cmd
 from tidegate.cli.exit_codes import ExitCode, exit_code_table
 from tidegate.core.errors import (
     AuthError,
@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     scan_cmd.register(commands)
     db_cmd.register(commands)
+    console_cmd.register(commands)
+    admin_cmd.register(commands)
     return parser
 
 

@@ -34,6 +34,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 TABLE_MODULES: tuple[str, ...] = (
     "tidegate.store.auth_tables",
     "tidegate.store.event_tables",
+    "tidegate.store.inventory",
 )
 """Every module that defines tables: imported by `metadata()` so the ORM metadata is complete."""
 
