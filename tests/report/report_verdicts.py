@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 from tidegate.core.models import Severity
 from tidegate.core.policy import (
-    AcknowledgedFinding,
     AckId,
+    AcknowledgedFinding,
     AssurancePolicy,
     ControlFailure,
     Controls,

@@ -219,7 +219,7 @@ def _control_case(classname: str, policy: PolicyResult, outcome: ControlOutcome)
     element = ET.SubElement(
         case,
         "failure",
-        {"message": _clean(failure.message), "type": f"tidegate.policy.{failure.control}"},
+        {"message": _clean(failure.message), "type": _clean(f"tidegate.policy.{failure.control}")},
     )
     element.text = _clean("\n".join(lines))
     return case
