@@ -85,9 +85,14 @@ def scan_result(
 ) -> ScanResult:
     ssl = openssl()
     extra = tuple(
-        Package(name=f"pkg{i}", version=f"1.{i}-1", type=PackageType.DEB, found_by="dpkg",
-                locations=(Location("/var/lib/dpkg/status", LAYER),),
-                purl=f"pkg:deb/debian/pkg{i}@1.{i}-1?distro=debian-12")
+        Package(
+            name=f"pkg{i}",
+            version=f"1.{i}-1",
+            type=PackageType.DEB,
+            found_by="dpkg",
+            locations=(Location("/var/lib/dpkg/status", LAYER),),
+            purl=f"pkg:deb/debian/pkg{i}@1.{i}-1?distro=debian-12",
+        )
         for i in range(packages)
     )
     findings = (
@@ -111,8 +116,16 @@ def scan_result(
             layers=(LayerInfo(LAYER, LAYER, 1234, "application/vnd.oci.image.layer.v1.tar+gzip"),),
             media_type="application/vnd.oci.image.manifest.v1+json",
         ),
-        facts=ImageFacts(user="app", uid=1000, gid=1000, runs_as_root=False, labels=labels,
-                         created=datetime(2026, 2, 1, tzinfo=UTC), architecture="amd64", os="linux"),
+        facts=ImageFacts(
+            user="app",
+            uid=1000,
+            gid=1000,
+            runs_as_root=False,
+            labels=labels,
+            created=datetime(2026, 2, 1, tzinfo=UTC),
+            architecture="amd64",
+            os="linux",
+        ),
         catalogue=Catalogue(
             os=OSInfo(id="debian", version_id="12", pretty_name="Debian GNU/Linux 12 (bookworm)"),
             packages=(ssl, *extra),

@@ -9,8 +9,8 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
-
 from inventory_data import CRITICAL, digest, scan_document
+
 from tidegate.core.roles import Role
 
 Headers = Callable[[Role], dict[str, str]]
@@ -33,7 +33,9 @@ def _status_events(client: TestClient, headers: Headers) -> list[dict[str, Any]]
     return [e for e in found if e["action"] == "image.status_changed"]
 
 
-def test_audit_enforce_acknowledge_expire(client: TestClient, headers_for: Headers, clock: Any) -> None:
+def test_audit_enforce_acknowledge_expire(
+    client: TestClient, headers_for: Headers, clock: Any
+) -> None:
     analyst = headers_for(Role.SECURITY_ANALYST)
     policy = {
         "name": "no-critical",
@@ -43,8 +45,9 @@ def test_audit_enforce_acknowledge_expire(client: TestClient, headers_for: Heade
     created = client.post("/api/v1/policies", json=policy, headers=analyst)
     assert created.status_code == 201, created.text
 
-    registered = client.post("/api/v1/images", json={"scan": scan_document(1)},
-                             headers=headers_for(Role.CI))
+    registered = client.post(
+        "/api/v1/images", json={"scan": scan_document(1)}, headers=headers_for(Role.CI)
+    )
     assert registered.status_code == 201, registered.text
     image = _image(client, headers_for)
     assert image["status"] == "approved"
@@ -54,7 +57,9 @@ def test_audit_enforce_acknowledge_expire(client: TestClient, headers_for: Heade
     assert any(CRITICAL in f for r in failing for x in r["failures"] for f in x["findings"])
 
     # Enforce: disallowed, and the event names the policy, the control and the CVE.
-    changed = client.patch("/api/v1/policies/no-critical", json={"mode": "enforce"}, headers=analyst)
+    changed = client.patch(
+        "/api/v1/policies/no-critical", json={"mode": "enforce"}, headers=analyst
+    )
     assert changed.status_code == 200, changed.text
     assert changed.json()["version"] == 2
     image = _image(client, headers_for)

@@ -12,7 +12,7 @@ import traceback
 from typing import TextIO
 
 from tidegate import __version__
-from tidegate.cli import admin_cmd, console_cmd, db_cmd, scan_cmd
+from tidegate.cli import admin_cmd, apply_cmd, console_cmd, db_cmd, scan_cmd
 from tidegate.cli.exit_codes import ExitCode, exit_code_table
 from tidegate.core.errors import (
     AuthError,
@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_cmd.register(commands)
     console_cmd.register(commands)
     admin_cmd.register(commands)
+    apply_cmd.register(commands)
     return parser
 
 
