@@ -351,7 +351,7 @@ def reports(demo: Demo, tmp_path_factory: pytest.TempPathFactory) -> dict[str, s
 
 
 def test_every_format_is_offered(reports: dict[str, str]) -> None:
-    assert set(reports) == {"table", "json", "cyclonedx", "spdx"}
+    assert set(reports) == {"table", "json", "cyclonedx", "spdx", "sarif", "junit", "html"}
 
 
 def test_json_report_matches_its_schema(reports: dict[str, str]) -> None:
