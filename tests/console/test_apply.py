@@ -98,7 +98,8 @@ def test_apply_needs_write_permission(client: TestClient, token_for: Any) -> Non
             "controls.no_such_control",
         ),
         (
-            "- kind: Policy\n  name: x\n  controls: {package_denylist: [{name: a, versions: '~>1'}]}",
+            "- kind: Policy\n  name: x\n"
+            "  controls: {package_denylist: [{name: a, versions: '~>1'}]}",
             "controls.package_denylist.0",
         ),
         ("- kind: Registry\n  name: x", "`kind` must be one of"),
@@ -145,6 +146,8 @@ def test_http_backend_reports_unreachable_console() -> None:
         raise httpx.ConnectError("connection refused", request=request)
 
     args = argparse.Namespace(console="http://console.invalid", token="t", data_dir=None)
-    with apply_cmd.open_backend(args, transport=httpx.MockTransport(refuse)) as backend:
-        with pytest.raises(apply_cmd.ConsoleError, match="connection refused"):
-            backend.policies()
+    with (
+        apply_cmd.open_backend(args, transport=httpx.MockTransport(refuse)) as backend,
+        pytest.raises(apply_cmd.ConsoleError, match="connection refused"),
+    ):
+        backend.policies()

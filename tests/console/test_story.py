@@ -68,7 +68,8 @@ def test_audit_enforce_acknowledge_expire(
     [event] = _status_events(client, headers_for)
     assert event["level"] == "warning"
     assert "approved -> disallowed" in event["message"]
-    assert "no-critical" in event["message"] and "severity" in event["message"]
+    assert "no-critical" in event["message"]
+    assert "severity" in event["message"]
     assert CRITICAL in event["message"]
 
     # An acknowledgement for a week: approved again, with the finding set aside.
