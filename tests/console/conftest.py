@@ -4,7 +4,8 @@
   (SQLite: a file in tmp_path; PostgreSQL: a new database in one throwaway cluster started once
   per session, see tests/helpers/postgres.py, dropped after the test).
 - `database`: a `Database` on `db_url`, migrated to head; disposed after the test.
-- `clock`: a `FakeClock` (call it for "now"; `.advance(timedelta)`, `.set(datetime)`).
+- `clock`: a `FakeClock` (tests/helpers/clock.py): call it for "now", `.advance(timedelta)`,
+  `.set(datetime)`.
 - `settings`, `app` (`create_app(settings, clock=clock)` on the migrated database), `client`
   (a started `TestClient`).
 - `token_for(role) -> str`: a bearer secret of a script token with that role (one per role);
@@ -14,7 +15,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,30 +22,12 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from helpers import postgres
+from helpers.clock import FakeClock
 from tidegate.console.app import create_app
 from tidegate.console.settings import Settings
 from tidegate.core.roles import Role
 from tidegate.services.tokens import issue_token
 from tidegate.store.db import Database
-
-START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-class FakeClock:
-    """A settable clock: tests decide what "now" is."""
-
-    def __init__(self, now: datetime = START) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> datetime:
-        self.now += delta
-        return self.now
-
-    def set(self, now: datetime) -> None:
-        self.now = now
 
 
 @pytest.fixture(scope="session")
