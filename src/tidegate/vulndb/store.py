@@ -31,7 +31,7 @@ import re
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -84,6 +84,8 @@ CREATE TABLE withdrawn (id TEXT PRIMARY KEY, modified INTEGER NOT NULL);
 
 _PEP503 = re.compile(r"[-_.]+")
 _CVSS_PREFERENCE = {"CVSS_V4": 3, "CVSS_V3": 2, "CVSS_V2": 1}
+_CHUNK = 400
+"""Names per `IN (...)` query: well under SQLite's 999-variable floor of old builds."""
 
 
 def ecosystem_family(ecosystem: str) -> str:
@@ -151,6 +153,14 @@ class VulnStore:
         self._headers: _LRU[str, Advisory] = _LRU(cache_size)
         self._results: _LRU[tuple[str, str, str], tuple[tuple[Advisory, AffectedPackage], ...]]
         self._results = _LRU(cache_size)
+        # Alias groups never change within a snapshot either; a scan asks about each group
+        # several times (group id, members, best rating) for every package it affects.
+        self._group_of: _LRU[str, tuple[str | None]] = _LRU(cache_size * 4)
+        self._members: _LRU[str, frozenset[str]] = _LRU(cache_size)
+        self._group_rating: _LRU[str, tuple[Rating | None]] = _LRU(cache_size)
+        self._entries: _LRU[tuple[str, str, str], tuple[tuple[str, AffectedPackage], ...]]
+        self._entries = _LRU(cache_size)
+        self._header_text: _LRU[str, str] = _LRU(cache_size * 4)
 
     @classmethod
     def open(cls, path: Path | str, *, readonly: bool = True) -> VulnStore:
@@ -217,6 +227,103 @@ class VulnStore:
         self._results.put(key, found)
         return list(found)
 
+    def entries_for_many(
+        self, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[tuple[str, AffectedPackage]]]:
+        """(record id, affected entry) naming each (ecosystem, name), in a few queries.
+
+        What one scan asks: one query per ecosystem and chunk of names instead of one per
+        package, and the records' headers are kept undecoded until `header` asks for one (a
+        matcher needs the header of the few entries that match, not of every entry it reads).
+        Keys are looked up exactly as `advisories_for` looks them up.
+        """
+        wanted: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
+        for ecosystem, name in keys:
+            column = "ecosystem" if ":" in ecosystem else "family"
+            key = (column, ecosystem, normalize_name(ecosystem, name))
+            wanted.setdefault(key, []).append((ecosystem, name))
+        by_lookup: dict[tuple[str, str], list[str]] = {}
+        for column, ecosystem, name in wanted:
+            if self._entries.get((column, ecosystem, name)) is None:
+                by_lookup.setdefault((column, ecosystem), []).append(name)
+        for (column, ecosystem), names in by_lookup.items():
+            for start in range(0, len(names), _CHUNK):
+                self._load(column, ecosystem, names[start : start + _CHUNK])
+        out: dict[tuple[str, str], list[tuple[str, AffectedPackage]]] = {}
+        for key, asked in wanted.items():
+            found = list(self._entries.get(key) or ())
+            for original in asked:
+                out[original] = found
+        return out
+
+    def _load(self, column: str, ecosystem: str, names: list[str]) -> None:
+        """Fill the entry cache for these names of one ecosystem (or family)."""
+        marks = ",".join("?" * len(names))
+        rows = self._rows(
+            "SELECT f.name, a.id, a.group_id, a.header, f.entry "
+            "FROM affected f JOIN advisories a ON a.id = f.advisory_id "
+            f"WHERE f.{column} = ? AND f.name IN ({marks}) ORDER BY f.advisory_id, f.idx",
+            (ecosystem, *names),
+        )
+        found: dict[str, list[tuple[str, AffectedPackage]]] = {n: [] for n in names}
+        for name, vid, group, header, entry in rows:
+            vuln_id = str(vid)
+            self._group_of.put(vuln_id, (str(group) if group is not None else None,))
+            self._header_text.put(vuln_id, str(header))
+            found[str(name)].append((vuln_id, codec.decode_affected(str(entry))))
+        for name, pairs in found.items():
+            self._entries.put((column, ecosystem, name), tuple(pairs))
+
+    def header(self, vuln_id: str) -> Advisory | None:
+        """The record `vuln_id` without its `affected` entries (decoded once, then cached)."""
+        adv = self._headers.get(vuln_id)
+        if adv is not None:
+            return adv
+        text = self._header_text.get(vuln_id)
+        if text is None:
+            rows = self._rows("SELECT header FROM advisories WHERE id = ?", (vuln_id,))
+            if not rows:
+                return None
+            text = str(rows[0][0])
+        return self._header(vuln_id, text)
+
+    def prefetch_groups(self, vuln_ids: Iterable[str]) -> None:
+        """Load the alias groups of `vuln_ids` (members and best rating) in a few queries, so
+        that `group_id`, `aliases_of` and `rating_for_group` answer them from memory."""
+        groups: set[str] = set()
+        for vuln_id in vuln_ids:
+            group = self.group_id(vuln_id)
+            if group is not None and self._members.get(group) is None:
+                groups.add(group)
+        ordered = sorted(groups)
+        for start in range(0, len(ordered), _CHUNK):
+            self._load_groups(ordered[start : start + _CHUNK])
+
+    def _load_groups(self, chunk: list[str]) -> None:
+        marks = ",".join("?" * len(chunk))
+        members: dict[str, set[str]] = {g: set() for g in chunk}
+        for group, member in self._rows(
+            f"SELECT group_id, member FROM aliases WHERE group_id IN ({marks})", tuple(chunk)
+        ):
+            members[str(group)].add(str(member))
+        ratings: dict[str, list[Rating]] = {g: [] for g in chunk}
+        for group, vid, header in self._rows(
+            "SELECT group_id, id, header FROM advisories "
+            f"WHERE group_id IN ({marks}) AND severity IS NOT NULL",
+            tuple(chunk),
+        ):
+            rating = self._header(str(vid), str(header)).rating
+            if rating is not None:
+                ratings[str(group)].append(rating)
+        for group in chunk:
+            self._members.put(group, frozenset(members[group]))
+            best = max(ratings[group], key=_rating_preference) if ratings[group] else None
+            self._group_rating.put(group, (best,))
+
+    def _cached_group(self, vuln_id: str) -> str | None:
+        cached = self._group_of.get(vuln_id)
+        return cached[0] if cached is not None else None
+
     def _header(self, vuln_id: str, text: str) -> Advisory:
         adv = self._headers.get(vuln_id)
         if adv is None:
@@ -237,17 +344,25 @@ class VulnStore:
 
     def group_id(self, vuln_id: str) -> str | None:
         """The display id of the alias group (its CVE when it has one); None if unknown."""
+        cached = self._group_of.get(vuln_id)
+        if cached is not None:
+            return cached[0]
         rows = self._rows("SELECT group_id FROM aliases WHERE member = ?", (vuln_id,))
-        return str(rows[0][0]) if rows else None
+        group = str(rows[0][0]) if rows else None
+        self._group_of.put(vuln_id, (group,))
+        return group
 
     def aliases_of(self, vuln_id: str) -> set[str]:
         """The other ids of this id's alias group (stored records and ids they only mention)."""
-        rows = self._rows(
-            "SELECT member FROM aliases WHERE group_id = "
-            "(SELECT group_id FROM aliases WHERE member = ?)",
-            (vuln_id,),
-        )
-        return {str(r[0]) for r in rows} - {vuln_id}
+        group = self.group_id(vuln_id)
+        if group is None:
+            return set()
+        members = self._members.get(group)
+        if members is None:
+            rows = self._rows("SELECT member FROM aliases WHERE group_id = ?", (group,))
+            members = frozenset(str(r[0]) for r in rows)
+            self._members.put(group, members)
+        return set(members) - {vuln_id}
 
     def rating_for_group(self, vuln_id: str) -> Rating | None:
         """The best rating among the stored records of this id's alias group.
@@ -257,14 +372,18 @@ class VulnStore:
         shows the CVSS of its GHSA alias.
         """
         group = self.group_id(vuln_id) or vuln_id
+        cached = self._group_rating.get(group)
+        if cached is not None:
+            return cached[0]
         rows = self._rows(
-            "SELECT header FROM advisories WHERE (group_id = ? OR id = ?) AND severity IS NOT NULL",
+            "SELECT id, header FROM advisories "
+            "WHERE (group_id = ? OR id = ?) AND severity IS NOT NULL",
             (group, vuln_id),
         )
-        ratings = [r for (h,) in rows if (r := codec.decode_header(str(h)).rating) is not None]
-        if not ratings:
-            return None
-        return max(ratings, key=_rating_preference)
+        ratings = [r for i, h in rows if (r := self._header(str(i), str(h)).rating) is not None]
+        best = max(ratings, key=_rating_preference) if ratings else None
+        self._group_rating.put(group, (best,))
+        return best
 
     def ecosystems(self) -> list[str]:
         """Every full ecosystem named by some entry ("Alpine:v3.18", "Debian:12", "PyPI" ...)."""
