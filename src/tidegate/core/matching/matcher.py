@@ -7,9 +7,10 @@ DEBIAN-CVE, PYSEC ...) are merged into one finding shown under its CVE.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from functools import partial
+from typing import Protocol, runtime_checkable
 
 from tidegate.core.advisory import Advisory, AffectedPackage, EventKind, Rating
 from tidegate.core.errors import VersionError
@@ -42,6 +43,25 @@ class AdvisorySource(Protocol):
     def rating_for_group(self, vuln_id: str) -> Rating | None: ...
 
 
+@runtime_checkable
+class BatchAdvisorySource(AdvisorySource, Protocol):
+    """A source that answers a whole catalogue at once (the DB: a few queries instead of
+    several per package) and decodes a record's header only when an entry of it matches.
+    The matcher uses it when the source offers it; the findings are the same."""
+
+    def entries_for_many(
+        self, keys: Iterable[tuple[str, str]]
+    ) -> Mapping[tuple[str, str], Sequence[tuple[str, AffectedPackage]]]:
+        """(record id, entry) pairs per (ecosystem, name), as `advisories_for` finds them."""
+        ...
+
+    def header(self, vuln_id: str) -> Advisory | None: ...
+
+    def prefetch_groups(self, vuln_ids: Iterable[str]) -> None:
+        """A hint: the alias groups of these ids will be asked about."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class _Hit:
     advisory: Advisory
@@ -61,28 +81,63 @@ def match_packages(
 ) -> MatchOutcome:
     """Every vulnerability affecting `packages` (of an image whose distribution is `os`)."""
     outcome = MatchOutcome()
-    for pkg in packages:
+    planned = [(pkg, queries_for(pkg, os)) for pkg in packages]
+    lookup = _lookup(planned, source)
+    per_package: list[tuple[Package, list[_Hit]]] = []
+    for pkg, queries in planned:
         hits: list[_Hit] = []
-        for query in queries_for(pkg, os):
+        for query in queries:
             try:
-                hits.extend(_hits(query, source))
+                hits.extend(_hits(query, lookup))
             except VersionError as exc:
                 where = pkg.locations[0].path if pkg.locations else pkg.name
                 reason = f"{pkg.name} {query.version}: not matched, {exc}"
                 outcome.unknowns.append(Unknown(where, reason, MATCHER))
                 break
+        per_package.append((pkg, hits))
+    if isinstance(source, BatchAdvisorySource):
+        source.prefetch_groups({h.advisory.id for _, hits in per_package for h in hits})
+    for pkg, hits in per_package:
         outcome.findings.extend(_merge(pkg, hits, source))
     outcome.findings.sort(key=lambda f: (f.package.name, f.package.version, f.id))
     return outcome
 
 
-def _hits(query: Query, source: AdvisorySource) -> Iterable[_Hit]:
-    for advisory, affected in source.advisories_for(query.lookup, query.name):
+_Entries = Iterable[tuple[Callable[[], Advisory | None], AffectedPackage]]
+_Lookup = Callable[[str, str], _Entries]
+
+
+def _lookup(planned: list[tuple[Package, list[Query]]], source: AdvisorySource) -> _Lookup:
+    """Entries per (ecosystem, name), each with a way to get its record: from one batched
+    fetch when the source can batch (records decoded only for entries that match)."""
+    if not isinstance(source, BatchAdvisorySource):
+
+        def single(ecosystem: str, name: str) -> _Entries:
+            return ((_const(adv), aff) for adv, aff in source.advisories_for(ecosystem, name))
+
+        return single
+    batch = source
+    found = batch.entries_for_many({(q.lookup, q.name) for _, qs in planned for q in qs})
+
+    def batched(ecosystem: str, name: str) -> _Entries:
+        return ((partial(batch.header, vid), aff) for vid, aff in found.get((ecosystem, name), ()))
+
+    return batched
+
+
+def _const(adv: Advisory) -> Callable[[], Advisory]:
+    return lambda: adv
+
+
+def _hits(query: Query, lookup: _Lookup) -> Iterable[_Hit]:
+    for record, affected in lookup(query.lookup, query.name):
         if not query.covers(affected.ecosystem) or _alpine_not_affected(query, affected):
             continue
         result = evaluate(query.version, affected, query.kind)
         if result.match is not None:
-            yield _Hit(advisory, affected, query, result.match)
+            advisory = record()
+            if advisory is not None:  # None: the record vanished from a live source
+                yield _Hit(advisory, affected, query, result.match)
 
 
 def _alpine_not_affected(query: Query, affected: AffectedPackage) -> bool:
@@ -109,7 +164,8 @@ def _finding(pkg: Package, key: str, hits: list[_Hit], source: AdvisorySource) -
     ids |= source.aliases_of(hits[0].advisory.id)
     display = _display_id(key, ids)
     fixed = sorted({v for h in hits for v in h.match.fixed})
-    rating, severity_source = _rating(hits, source)
+    group_rating = source.rating_for_group(hits[0].advisory.id)
+    rating, severity_source = _rating(hits, group_rating)
     first = hits[0].advisory
     return Finding(
         id=display,
@@ -118,7 +174,7 @@ def _finding(pkg: Package, key: str, hits: list[_Hit], source: AdvisorySource) -
         status=_status(hits, bool(fixed)),
         fixed_versions=tuple(fixed),
         severity=rating.severity if rating else Severity.UNKNOWN,
-        score=_score(hits, source, rating),
+        score=_score(rating, group_rating),
         severity_source=severity_source,
         cvss_vector=rating.vector if rating and rating.vector else None,
         summary=next((h.advisory.summary for h in hits if h.advisory.summary), first.details[:300]),
@@ -169,7 +225,7 @@ def _is_cvss(rating: Rating | None) -> bool:
     return rating is not None and rating.score is not None and rating.vector is not None
 
 
-def _rating(hits: list[_Hit], source: AdvisorySource) -> tuple[Rating | None, str]:
+def _rating(hits: list[_Hit], group: Rating | None) -> tuple[Rating | None, str]:
     """The severity to show: the record's CVSS, else the distribution's own rating of this
     package (Debian urgency: what the vendor thinks of it in this release), else the CVSS of
     another record of the same vulnerability, else any rating the record has."""
@@ -181,7 +237,6 @@ def _rating(hits: list[_Hit], source: AdvisorySource) -> tuple[Rating | None, st
     for h in hits:
         if h.affected.rating is not None and h.affected.rating.severity is not Severity.UNKNOWN:
             return h.affected.rating, f"{h.affected.rating.source} ({h.advisory.id})"
-    group = source.rating_for_group(hits[0].advisory.id)
     if group is not None:
         return group, f"{group.source} (alias group of {hits[0].advisory.id})"
     for h in hits:
@@ -190,9 +245,8 @@ def _rating(hits: list[_Hit], source: AdvisorySource) -> tuple[Rating | None, st
     return None, ""
 
 
-def _score(hits: list[_Hit], source: AdvisorySource, shown: Rating | None) -> float | None:
+def _score(shown: Rating | None, group: Rating | None) -> float | None:
     """A CVSS score even when the shown severity is the vendor's: controls need a number."""
     if shown is not None and shown.score is not None:
         return shown.score
-    group = source.rating_for_group(hits[0].advisory.id)
     return group.score if group is not None else None
