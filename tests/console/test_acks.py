@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-
 from inventory_data import CRITICAL, digest
+
 from tidegate.core.roles import Role
 
 Headers = Callable[[Role], dict[str, str]]

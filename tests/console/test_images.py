@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-
 from inventory_data import digest, scan_document
+
 from tidegate.core.roles import Role
 
 Headers = Callable[[Role], dict[str, str]]
