@@ -1,0 +1,395 @@
+"""Matching benchmark: a generated vulnerability DB of 300,000+ advisories and a catalogue of
+3,000+ packages. Figures, all measured in the same run on the same database file:
+
+- import: `tidegate.vulndb.import_paths` of the generated OSV zip (records/s), against the
+  baseline of only reading and JSON-decoding every zip member (the least any importer does);
+- match: `tidegate.scan.match.match_result` of the catalogue on a freshly opened store (cold
+  caches, as a CLI scan sees it) and on an already used store (warm, as a scanner worker sees
+  it), against the baseline of one plain `SELECT entry FROM affected WHERE ecosystem=? AND
+  name=?` per package on the same file. Target: cold match under 200 ms.
+
+The zip and the database are generated once (deterministic, seeded) and cached under
+~/.cache/tidegate-bench/match-v1/ ($TIDEGATE_BENCH_CACHE or --cache-dir to move it);
+`--rebuild` regenerates them (and so measures the import again; a cached run reports the import
+figures recorded when the database was built).
+
+Run: `.venv/bin/python bench/match_bench.py [--json] [--repeat N] [--check]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sqlite3
+import statistics
+import sys
+import time
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from tidegate.core.models import (
+    Catalogue,
+    ImageFacts,
+    ImageInfo,
+    Location,
+    OSInfo,
+    Package,
+    PackageType,
+    ScanResult,
+)
+from tidegate.scan.match import match_result
+from tidegate.vulndb import VulnStore, import_paths
+
+CACHE_VERSION = "match-v1"
+MATCH_TARGET_MS = 200.0
+SEED = 20261126
+
+# Advisories per ecosystem (sum 320,000) and how many distinct package names they spread over.
+ECOSYSTEMS: dict[str, tuple[int, int]] = {
+    "Debian:12": (110_000, 4_000),
+    "Alpine:v3.18": (40_000, 1_500),
+    "PyPI": (60_000, 6_000),
+    "npm": (60_000, 8_000),
+    "Go": (25_000, 2_500),
+    "Maven": (25_000, 3_000),
+}
+# Catalogue: an image of Debian 12 with these many packages of each type (sum 3,200).
+CATALOGUE = {"deb": 1_600, "pypi": 600, "npm": 700, "golang": 150, "maven": 150}
+
+CVSS = (
+    "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
+    "CVSS:3.1/AV:N/AC:H/PR:N/UI:N/S:U/C:H/I:N/A:N",
+    "CVSS:3.1/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H",
+    "CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:C/C:L/I:L/A:N",
+    "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H",
+)
+
+
+def package_name(ecosystem: str, i: int) -> str:
+    family = ecosystem.split(":", 1)[0]
+    match family:
+        case "Debian" | "Alpine":
+            return f"src{i}"
+        case "PyPI":
+            return f"py-pkg{i}"
+        case "npm":
+            return f"js-pkg{i}"
+        case "Go":
+            return "stdlib" if i == 0 else f"example.com/mod{i}/v2"
+        case _:
+            return f"org.example{i % 97}:artifact{i}"
+
+
+def version(family: str, major: int, minor: int, patch: int) -> str:
+    match family:
+        case "Debian":
+            return f"{major}.{minor}.{patch}-1+deb12u{patch % 4}"
+        case "Alpine":
+            return f"{major}.{minor}.{patch}-r{patch % 5}"
+        case "Maven":
+            return f"{major}.{minor}.{patch}.Final" if patch % 2 else f"{major}.{minor}.{patch}"
+        case _:
+            return f"{major}.{minor}.{patch}"
+
+
+def _record(ecosystem: str, n: int, rng: random.Random, modified: str) -> dict[str, object]:
+    family = ecosystem.split(":", 1)[0]
+    name = package_name(ecosystem, rng.randrange(ECOSYSTEMS[ecosystem][1]))
+    cve = f"CVE-{2010 + n % 15}-{100000 + n}"
+    prefix = {"Debian": "DEBIAN-", "Alpine": "ALPINE-", "PyPI": "PYSEC-", "Go": "GO-"}.get(family)
+    vid = f"{prefix}{cve}" if prefix else f"GHSA-{n:08x}-bench"
+    major, minor = rng.randrange(1, 6), rng.randrange(0, 20)
+    events: list[dict[str, str]] = [
+        {"introduced": "0" if rng.random() < 0.5 else version(family, major, 0, 0)}
+    ]
+    if rng.random() < 0.9:  # most are fixed; the rest are open (unfixed) ranges
+        events.append({"fixed": version(family, major, minor, rng.randrange(1, 30))})
+    ranges: list[dict[str, object]] = [{"type": "ECOSYSTEM", "events": events}]
+    if family in ("PyPI", "Go", "npm") and rng.random() < 0.3:
+        older = version(family, max(major - 1, 0), 0, 0)
+        ranges.append(
+            {"type": "ECOSYSTEM", "events": [{"introduced": older}, {"fixed": f"{major}.0.0"}]}
+        )
+        ranges.append(
+            {
+                "type": "GIT",
+                "repo": f"https://example.com/{n}.git",
+                "events": [{"introduced": "0"}, {"fixed": f"{n:040x}"}],
+            }
+        )
+    affected: dict[str, object] = {
+        "package": {"ecosystem": ecosystem, "name": name},
+        "ranges": ranges,
+    }
+    if family == "Debian":
+        kind = "fixed" if len(events) > 1 else rng.choice(("unfixed", "no-dsa", "postponed"))
+        affected["ecosystem_specific"] = {"urgency": "not yet assigned", "tracker_kind": kind}
+    record: dict[str, object] = {
+        "schema_version": "1.6.0",
+        "id": vid,
+        "modified": modified,
+        "published": modified,
+        "summary": f"generated advisory {n} for {name}",
+        "details": "Generated by bench/match_bench.py. " * 4,
+        "affected": [affected],
+        "references": [{"type": "WEB", "url": f"https://example.com/advisories/{n}"}],
+    }
+    if family in ("Debian", "Alpine"):
+        record["upstream"] = [cve]
+    else:
+        record["aliases"] = [cve, f"GHSA-{n:08x}-alias"] if family == "PyPI" else [cve]
+    if family not in ("Debian", "Alpine") or rng.random() < 0.2:
+        record["severity"] = [{"type": "CVSS_V3", "score": rng.choice(CVSS)}]
+    return record
+
+
+def generate_records(seed: int = SEED) -> Iterator[tuple[str, dict[str, object]]]:
+    """(member name, OSV record) for every generated advisory, deterministic for `seed`."""
+    rng = random.Random(seed)
+    base = datetime(2024, 1, 1, tzinfo=UTC)
+    n = 0
+    for ecosystem, (count, _) in ECOSYSTEMS.items():
+        folder = ecosystem.split(":", 1)[0]
+        for _ in range(count):
+            n += 1
+            modified = (base + timedelta(minutes=n)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            record = _record(ecosystem, n, rng, modified)
+            yield f"{folder}/{record['id']}.json", record
+
+
+def write_zip(path: Path) -> int:
+    tmp = path.with_name(path.name + ".tmp")
+    count = 0
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for member, record in generate_records():
+            zf.writestr(member, json.dumps(record, separators=(",", ":")))
+            count += 1
+    tmp.replace(path)
+    return count
+
+
+def catalogue_packages(seed: int = SEED) -> list[Package]:
+    """The image's packages: names drawn from the generated pools (so most have records)."""
+    rng = random.Random(seed + 1)
+    packages: list[Package] = []
+    for i in range(CATALOGUE["deb"]):
+        src = package_name("Debian:12", rng.randrange(ECOSYSTEMS["Debian:12"][1] + 500))
+        ver = version("Debian", rng.randrange(1, 6), rng.randrange(0, 20), rng.randrange(0, 30))
+        packages.append(_pkg(f"lib{src}-{i}", ver, PackageType.DEB, src))
+    for kind, eco, ptype in (
+        ("pypi", "PyPI", PackageType.PYPI),
+        ("npm", "npm", PackageType.NPM),
+        ("golang", "Go", PackageType.GOLANG),
+        ("maven", "Maven", PackageType.MAVEN),
+    ):
+        for _ in range(CATALOGUE[kind]):
+            name = package_name(eco, rng.randrange(ECOSYSTEMS[eco][1] + 200))
+            ver = version(eco, rng.randrange(1, 6), rng.randrange(0, 20), rng.randrange(0, 30))
+            packages.append(_pkg(name, ver, ptype, None))
+    return packages
+
+
+def _pkg(name: str, ver: str, ptype: PackageType, source: str | None) -> Package:
+    return Package(
+        name=name,
+        version=ver,
+        type=ptype,
+        found_by="bench",
+        locations=(Location(f"/bench/{ptype.value}/{name}"),),
+        source_name=source,
+        source_version=ver if source else None,
+    )
+
+
+def scan_result(packages: list[Package]) -> ScanResult:
+    os_info = OSInfo(id="debian", version_id="12", pretty_name="Debian GNU/Linux 12 (bookworm)")
+    return ScanResult(
+        image=ImageInfo(reference="bench", transport="bench", manifest_digest="sha256:" + "0" * 64),
+        facts=ImageFacts(),
+        catalogue=Catalogue(os=os_info, packages=tuple(packages)),
+        scanned_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    name: str
+    unit: str
+    median: float
+    samples: tuple[float, ...]
+    target: str = ""
+    met: bool | None = None
+
+
+@dataclass(slots=True)
+class Result:
+    advisories: int
+    affected_rows: int
+    packages: int
+    findings: int
+    figures: list[Figure] = field(default_factory=list)
+    ratios: dict[str, float] = field(default_factory=dict)
+
+
+def cache_dir(given: Path | None) -> Path:
+    root = given or Path(
+        os.environ.get("TIDEGATE_BENCH_CACHE", Path.home() / ".cache" / "tidegate-bench")
+    )
+    path = root / CACHE_VERSION
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def baseline_read(zip_path: Path) -> tuple[float, int]:
+    """Seconds to inflate and json-decode every member: the floor of any importer."""
+    start = time.perf_counter()
+    count = 0
+    with zipfile.ZipFile(zip_path) as zf:
+        for info in zf.infolist():
+            json.loads(zf.read(info))
+            count += 1
+    return time.perf_counter() - start, count
+
+
+def prepare(directory: Path, rebuild: bool, log: list[str]) -> tuple[Path, dict[str, float]]:
+    """The generated zip and DB (built when missing), and the import figures of their build."""
+    zip_path, db, figures_file = (
+        directory / "osv-bench.zip",
+        directory / "vulns.db",
+        directory / "import.json",
+    )
+    if rebuild:
+        for p in (zip_path, db, figures_file):
+            p.unlink(missing_ok=True)
+    if not zip_path.exists():
+        log.append(f"generating {zip_path} ...")
+        write_zip(zip_path)
+    if not db.exists() or not figures_file.exists():
+        log.append(f"importing into {db} ...")
+        db.unlink(missing_ok=True)
+        read_s, count = baseline_read(zip_path)
+        start = time.perf_counter()
+        report = import_paths(db, [zip_path], strict=True)
+        import_s = time.perf_counter() - start
+        figures = {
+            "records": float(report.read),
+            "import_s": import_s,
+            "read_decode_s": read_s,
+            "records_per_s": report.read / import_s,
+            "read_decode_records_per_s": count / read_s,
+        }
+        figures_file.write_text(json.dumps(figures))
+    return db, json.loads(figures_file.read_text())
+
+
+def baseline_lookup(db: Path, packages: Sequence[Package]) -> float:
+    """One plain indexed SELECT per package (its source name for OS packages)."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        start = time.perf_counter()
+        for pkg in packages:
+            eco = {
+                PackageType.DEB: "Debian:12",
+                PackageType.PYPI: "PyPI",
+                PackageType.NPM: "npm",
+                PackageType.GOLANG: "Go",
+                PackageType.MAVEN: "Maven",
+            }[pkg.type]
+            conn.execute(
+                "SELECT entry FROM affected WHERE ecosystem = ? AND name = ?",
+                (eco, pkg.source_name or pkg.name),
+            ).fetchall()
+        return time.perf_counter() - start
+    finally:
+        conn.close()
+
+
+def time_match(db: Path, result: ScanResult, store: VulnStore | None) -> tuple[float, int]:
+    """Seconds of one match_result (opening the store included when `store` is None)."""
+    start = time.perf_counter()
+    own = store or VulnStore.open(db)
+    try:
+        matched = match_result(result, own, own.snapshot_id())
+    finally:
+        if store is None:
+            own.close()
+    return time.perf_counter() - start, len(matched.findings)
+
+
+def measure(db: Path, repeat: int, imported: dict[str, float]) -> Result:
+    packages = catalogue_packages()
+    result = scan_result(packages)
+    base, cold, warm = [], [], []
+    findings = 0
+    with VulnStore.open(db) as warm_store:
+        status = warm_store.status()
+        time_match(db, result, warm_store)  # fill the warm store's caches once
+        for _ in range(repeat):  # interleaved, so load from other work hits all three
+            base.append(baseline_lookup(db, packages))
+            seconds, findings = time_match(db, result, None)
+            cold.append(seconds)
+            warm.append(time_match(db, result, warm_store)[0])
+    out = Result(status.advisories, status.affected_rows, len(packages), findings)
+    ms = [
+        ("baseline: one SELECT per package", base, ""),
+        ("match, fresh store (cold caches)", cold, f"< {MATCH_TARGET_MS:.0f} ms"),
+        ("match, reused store (warm caches)", warm, ""),
+    ]
+    for name, samples, target in ms:
+        values = tuple(s * 1000 for s in samples)
+        met = statistics.median(values) < MATCH_TARGET_MS if target else None
+        out.figures.append(Figure(name, "ms", statistics.median(values), values, target, met))
+    out.figures += [
+        Figure("import throughput", "rec/s", imported["records_per_s"], ()),
+        Figure(
+            "baseline: inflate + json.loads", "rec/s", imported["read_decode_records_per_s"], ()
+        ),
+    ]
+    out.ratios = {
+        "cold match / baseline": statistics.median(cold) / statistics.median(base),
+        "warm match / baseline": statistics.median(warm) / statistics.median(base),
+        "import / read+decode (time)": imported["import_s"] / imported["read_decode_s"],
+    }
+    return out
+
+
+def render(result: Result, repeat: int) -> str:
+    lines = [
+        f"db: {result.advisories} advisories, {result.affected_rows} affected rows; catalogue: "
+        f"{result.packages} packages -> {result.findings} findings; median of {repeat}",
+        f"  {'figure':<36} {'median':>12}  {'target':<9} {'ok':<4} samples",
+    ]
+    for f in result.figures:
+        ok = "" if f.met is None else ("yes" if f.met else "NO")
+        samples = " ".join(f"{s:.1f}" for s in f.samples)
+        lines.append(f"  {f.name:<36} {f.median:>9.1f} {f.unit:<5} {f.target:<9} {ok:<4} {samples}")
+    lines += [f"  {name:<36} {value:>9.2f}x" for name, value in result.ratios.items()]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Benchmark vulnerability matching.")
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per figure (median)")
+    parser.add_argument("--cache-dir", type=Path, help="where the generated DB is kept")
+    parser.add_argument("--rebuild", action="store_true", help="regenerate zip and DB")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args(argv)
+    log: list[str] = []
+    db, imported = prepare(cache_dir(args.cache_dir), args.rebuild, log)
+    result = measure(db, max(args.repeat, 1), imported)
+    if args.json:
+        print(json.dumps(asdict(result), indent=2))
+    else:
+        print("\n".join([*log, render(result, args.repeat)]))
+    missed = any(f.met is False for f in result.figures)
+    return 1 if args.check and missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
