@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tidegate.core.matching.matcher import match_packages
 from tidegate.core.models import Finding, FixState, ScanResult, Severity
 from tidegate.image import SourceOptions, open_image
 from tidegate.scan import scan_image
@@ -265,3 +266,23 @@ def test_aliases_merged_into_one_finding(debian_result: ScanResult) -> None:
     # The Debian record of a CVE also known to Alpine's feed names both in its aliases.
     curl = found[("libcurl4", "CVE-2023-38545")]
     assert {"DEBIAN-CVE-2023-38545", "ALPINE-CVE-2023-38545-curl"} <= set(curl.aliases)
+
+
+class _Unbatched:
+    """The DB seen through the plain AdvisorySource protocol only (one lookup per package)."""
+
+    def __init__(self, store: VulnStore) -> None:
+        self.advisories_for = store.advisories_for
+        self.group_id = store.group_id
+        self.aliases_of = store.aliases_of
+        self.rating_for_group = store.rating_for_group
+
+
+@pytest.mark.parametrize("which", ["debian", "alpine"])
+def test_batched_lookup_gives_the_same_findings(
+    request: pytest.FixtureRequest, which: str, real_db: Path
+) -> None:
+    batched: ScanResult = request.getfixturevalue(f"{which}_result")
+    with VulnStore.open(real_db) as store:
+        plain = match_packages(batched.catalogue.packages, batched.catalogue.os, _Unbatched(store))
+    assert tuple(plain.findings) == batched.findings
