@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tidegate.cli import console_cmd
@@ -37,6 +38,18 @@ def test_openapi_document_lists_the_api_under_v1(client: TestClient) -> None:
         doc["paths"]
     )
     assert client.get("/api/v1/docs").status_code == 200
+
+
+def test_an_unexpected_error_is_a_json_500_without_details(app: FastAPI) -> None:
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answer = client.get("/boom")
+    assert answer.status_code == 500
+    assert answer.json()["error"]["code"] == "internal_error"
+    assert "secret internals" not in answer.text
 
 
 def _unreachable_url(kind: str, tmp_path: Path) -> str:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from tidegate.core.roles import Role
+from tidegate.services import users
+from tidegate.store.auth_tables import UserRow
+from tidegate.store.db import ConflictError, Database
 
 Headers = Callable[[Role], dict[str, str]]
 PASSWORD = "a-good-long-password"
@@ -164,3 +168,15 @@ def test_unknown_user_is_404(client: TestClient, headers_for: Headers) -> None:
     )
     assert answer.status_code == 404
     assert answer.json()["error"]["message"] == "user 'nobody': no such user"
+
+
+def test_a_uniqueness_race_lost_at_commit_is_a_conflict(database: Database) -> None:
+    """Two writers passing the duplicate check at once: the loser gets ConflictError, not a 500."""
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    row = {"password_hash": "x", "role": "auditor", "created_at": now, "updated_at": now}
+    with database.session() as session:
+        session.add(UserRow(id="a", username="carol", **row))
+    with pytest.raises(ConflictError, match="conflicting change"), database.session() as session:
+        session.add(UserRow(id="b", username="carol", **row))
+    with database.session() as session:
+        assert [u.id for u in users.list_users(session)] == ["a"]

@@ -6,6 +6,7 @@ validation keeps FastAPI's 422 `detail` list, whose `loc` names the field.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
@@ -14,6 +15,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tidegate.core.errors import ImageError, TidegateError, UsageError, VulnDBError
 from tidegate.store.db import ConflictError, DatabaseUnavailableError, NotFoundError
+
+_log = logging.getLogger("tidegate.console")
 
 
 class ApiError(TidegateError):
@@ -81,6 +84,13 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, str(exc.detail), exc.headers)
 
 
+async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    # A bug: the same JSON shape, and nothing of the exception (it may hold data) to the client.
+    _log.error("unhandled error in a request", exc_info=exc)
+    return error_response(500, "internal_error", "internal error (a bug): see the console log")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(TidegateError, _tidegate_error)
+    app.add_exception_handler(Exception, _unexpected)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -23,7 +23,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, MetaData, create_engine, event, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tidegate.core.errors import TidegateError, UsageError
@@ -110,11 +110,21 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session that commits when the block ends normally and rolls back on any error."""
+        """A session that commits when the block ends normally and rolls back on any error.
+
+        The driver's errors become ours here: a uniqueness race lost to a concurrent writer is
+        a ConflictError, a lost or locked database a DatabaseUnavailableError.
+        """
         with self._sessions() as session:
             try:
                 yield session
                 session.commit()
+            except IntegrityError as exc:
+                session.rollback()
+                raise ConflictError(f"conflicting change: {exc.orig}") from exc
+            except OperationalError as exc:
+                session.rollback()
+                raise DatabaseUnavailableError(f"database {self.safe_url}: {exc.orig}") from exc
             except BaseException:
                 session.rollback()
                 raise
