@@ -173,7 +173,17 @@ def _status_event(
             "old_status": old,
             "new_status": verdict.status.value,
             "trigger": reason,
-            "verdict": verdict_to_json(verdict),
+            "reason": verdict.reason,
+            "failures": [
+                {
+                    "policy": r.policy_name,
+                    "version": r.policy_version,
+                    "control": f.control,
+                    "findings": list(f.findings[:MAX_FINDINGS_IN_MESSAGE]),
+                }
+                for r in enforcing
+                for f in r.failures
+            ],
         },
     )
 

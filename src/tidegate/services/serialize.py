@@ -85,7 +85,30 @@ def _dt(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
+_PACKAGES: dict[tuple[Any, ...], Package] = {}
+_PACKAGES_MAX = 200_000
+
+
 def _package(doc: Mapping[str, Any]) -> Package:
+    # Images share most packages (base layers): re-evaluating a fleet rebuilds each one once.
+    key = (
+        doc["purl"],
+        doc["found_by"],
+        repr(doc["locations"]),
+        repr(doc.get("metadata")),
+        doc.get("source_name"),
+        doc.get("source_version"),
+        repr(doc.get("licenses")),
+    )
+    cached = _PACKAGES.get(key)
+    if cached is None:
+        if len(_PACKAGES) >= _PACKAGES_MAX:
+            _PACKAGES.clear()
+        cached = _PACKAGES[key] = _new_package(doc)
+    return cached
+
+
+def _new_package(doc: Mapping[str, Any]) -> Package:
     return Package(
         name=doc["name"],
         version=doc["version"],
