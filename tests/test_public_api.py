@@ -55,6 +55,9 @@ PUBLIC: dict[str, list[str]] = {
     "tidegate.errors": [
         "AuthError",
         "CacheError",
+        "ConsoleApiError",
+        "ConsoleError",
+        "ConsoleUnreachableError",
         "DigestMismatchError",
         "FeedError",
         "ImageError",

@@ -3,6 +3,9 @@
 from tidegate.core.errors import (
     AuthError,
     CacheError,
+    ConsoleApiError,
+    ConsoleError,
+    ConsoleUnreachableError,
     DigestMismatchError,
     FeedError,
     ImageError,
@@ -21,6 +24,9 @@ from tidegate.core.errors import (
 __all__ = [
     "AuthError",
     "CacheError",
+    "ConsoleApiError",
+    "ConsoleError",
+    "ConsoleUnreachableError",
     "DigestMismatchError",
     "FeedError",
     "ImageError",

@@ -15,6 +15,9 @@
     |   +-- FeedError             a feed record or archive that is malformed
     +-- ReportError               an output document cannot be produced
     +-- CacheError                the layer cache cannot be used (it is then bypassed)
+    +-- ConsoleError              talking to a Tidegate console failed
+        +-- ConsoleUnreachableError  no answer (connection refused, DNS, timeout, TLS)
+        +-- ConsoleApiError         the console answered with an error status
 
 Partial failures are not exceptions: they are `Unknown` values in the result (see core.models).
 Policy failures are verdict values, never exceptions. Third-party errors are translated at the
@@ -82,3 +85,20 @@ class ReportError(TidegateError):
 
 class CacheError(TidegateError):
     """The layer cache cannot be used."""
+
+
+class ConsoleError(TidegateError):
+    """Talking to a Tidegate console failed."""
+
+
+class ConsoleUnreachableError(ConsoleError):
+    """The console did not answer: connection refused, name not resolved, timeout, TLS failure."""
+
+
+class ConsoleApiError(ConsoleError):
+    """The console answered with an error status."""
+
+    def __init__(self, message: str, *, status: int, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
