@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
@@ -54,6 +54,8 @@ class SecretRule:
     """Group "secret" holds the secret value."""
     min_entropy: float = 0.0
     """Minimum Shannon entropy (bits per character) of the value."""
+    word_start: bool = True
+    """The match must not continue a word (no letter, digit, "_" or "-" right before it)."""
 
 
 class SecretMatch(NamedTuple):
@@ -64,7 +66,7 @@ class SecretMatch(NamedTuple):
     redacted: str
 
 
-_WORD = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+_WORD = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 _E = rb"(?![A-Za-z0-9_])"
 # Bounded repeats: an unbounded lazy prefix would make the search quadratic on long lines.
 _SECRET_NAME = (
@@ -77,8 +79,6 @@ _ASSIGN = rb"""["']?[ \t]*(?::=|=>|[:=])[ \t]*"""
 def _token(
     rule_id: str, title: str, severity: str, keywords: tuple[bytes, ...], body: bytes
 ) -> SecretRule:
-    # The left boundary is checked by `find_secrets`: a leading look-behind would stop the
-    # regex engine from using the token's literal prefix to skip ahead.
     pattern = re.compile(rb"(?P<secret>" + body + rb")" + _E)
     return SecretRule(rule_id, title, severity, RuleKind.TOKEN, keywords, pattern)
 
@@ -97,11 +97,12 @@ AWS_SECRET_KEY = SecretRule(
     RuleKind.ASSIGNMENT,
     (b"secret_access_key", b"SECRET_ACCESS_KEY", b"SecretAccessKey", b"secretAccessKey"),
     re.compile(
-        rb"(?i)(?:aws_?)?secret_?access_?key"
+        rb"(?i)secret_?access_?key"
         + _ASSIGN
         + rb"""["']?(?P<secret>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"""
     ),
     min_entropy=3.5,
+    word_start=False,
 )
 _AWS_SECRET_NEARBY = re.compile(
     rb"(?<![A-Za-z0-9/+])(?P<secret>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
@@ -176,7 +177,7 @@ TOKEN_RULES: tuple[SecretRule, ...] = (
         RuleKind.TOKEN,
         (b"hooks.slack.com",),
         re.compile(
-            rb"https://hooks\.slack\.com/(?:services|workflows)/"
+            rb"hooks\.slack\.com/(?:services|workflows)/"
             rb"(?P<secret>[A-Za-z0-9_]{8,}/[A-Za-z0-9_]{8,}/[A-Za-z0-9_]{16,})"
         ),
     ),
@@ -352,7 +353,7 @@ _PLACEHOLDER_PARTS = (
 
 
 def find_secrets(text: bytes, *, assignments: bool = False) -> list[SecretMatch]:
-    """Every secret in `text`, in order of position.
+    """Every secret in `text`, in order of position (at most one per rule and line).
 
     `assignments` adds the generic `name = value` rule: pass it for configuration files only,
     elsewhere (source code, scripts) it would mostly find variables, not secrets.
@@ -360,45 +361,122 @@ def find_secrets(text: bytes, *, assignments: bool = False) -> list[SecretMatch]
     present = _keyword_finder()(text)
     if not present and not assignments:
         return []
-    found: dict[tuple[str, int], SecretMatch] = {}
-    positions: dict[tuple[str, int], int] = {}
-
-    def add(rule: SecretRule, start: int, value: bytes) -> None:
-        line = text.count(b"\n", 0, start) + 1
-        key = (rule.id, line)
-        if key not in found:
-            found[key] = SecretMatch(rule, line, redact(value.decode("latin-1")))
-            positions[key] = start
-
+    hits: list[_Hit] = []
     if present.intersection(PRIVATE_KEY.keywords):
-        for start, body in _private_keys(text):
-            add(PRIVATE_KEY, start, body)
-    for rule in TOKEN_RULES:
-        if not present.intersection(rule.keywords):
+        hits += (_Hit(start, PRIVATE_KEY, body) for start, body in _private_keys(text))
+    for rule in (*TOKEN_RULES, AWS_SECRET_KEY):
+        if present.intersection(rule.keywords):
+            hits += _anchored_hits(rule, text, present)
+    key_ids = sorted(h.start for h in hits if h.rule is AWS_KEY_ID)
+    hits += _aws_secrets_near(text, key_ids[:_MAX_HITS_PER_RULE])
+    if assignments:
+        hits += _generic_assignments(text)
+    return _matches(text, hits)
+
+
+class _Hit(NamedTuple):
+    start: int
+    rule: SecretRule
+    value: bytes
+
+
+_MAX_HITS_PER_RULE = 100
+"""Enough to report a file; more would only let a hostile file make the scan slow."""
+
+
+def _anchored_hits(rule: SecretRule, text: bytes, present: set[bytes]) -> list[_Hit]:
+    """Matches of `rule` starting where one of its keywords starts a word.
+
+    Trying the regex only there (instead of `finditer` at every position) is fast and linear:
+    the token classes are word characters, so two tries never scan the same run of characters.
+    A text with very many keyword occurrences (hostile, or a base64 blob full of "eyJ") is
+    searched with a look-behind regex instead, slower per byte but without a Python loop.
+    """
+    hits: list[_Hit] = []
+    for keyword in rule.keywords:
+        if keyword not in present:
             continue
-        for m in rule.pattern.finditer(text):
-            value = m.group("secret")
-            if _token_accepted(rule, text, m.start()) and not _is_placeholder(
-                value.decode("latin-1")
-            ):
-                add(rule, m.start("secret"), value)
-    for start, value in _aws_secret_keys(
-        text,
-        bool(present.intersection(AWS_SECRET_KEY.keywords)),
-        [p for k, p in positions.items() if k[0] == AWS_KEY_ID.id],
-    ):
-        add(AWS_SECRET_KEY, start, value)
-    if assignments and any(k in text for k in _GENERIC_KEYWORDS):
-        for m in GENERIC_ASSIGNMENT.pattern.finditer(text):
-            raw = m.group("secret").decode("utf-8", "replace").strip()
-            value = _unquote(raw)
-            name = m.group("name").decode("utf-8", "replace")
-            quoted = len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'`"
-            # An unquoted value with blanks is a list or prose ("passwd: files systemd").
-            if not quoted and any(c.isspace() for c in value):
-                continue
-            if _plausible_assignment(name, value, GENERIC_ASSIGNMENT.min_entropy):
-                add(GENERIC_ASSIGNMENT, m.start("secret"), value.encode("utf-8"))
+        if text.count(keyword) > _MAX_TRIES:
+            candidates = _word_start(rule).finditer(text)
+            hits += _checked(rule, text, candidates, _MAX_HITS_PER_RULE - len(hits))
+            continue
+        pos = text.find(keyword)
+        while pos >= 0 and len(hits) < _MAX_HITS_PER_RULE:
+            m = None
+            if not rule.word_start or pos == 0 or text[pos - 1] not in _WORD:
+                m = rule.pattern.match(text, pos)
+            if m is not None:
+                hits += _checked(rule, text, (m,), 1)
+            pos = text.find(keyword, m.end() if m is not None else pos + 1)
+    return hits
+
+
+_MAX_TRIES = 1000
+
+
+@cache
+def _word_start(rule: SecretRule) -> re.Pattern[bytes]:
+    if not rule.word_start:
+        return rule.pattern
+    return re.compile(rb"(?<![A-Za-z0-9_\-])(?:" + rule.pattern.pattern + rb")", rule.pattern.flags)
+
+
+def _checked(
+    rule: SecretRule, text: bytes, candidates: Iterable[re.Match[bytes]], limit: int
+) -> list[_Hit]:
+    hits: list[_Hit] = []
+    for m in candidates:
+        if len(hits) >= limit:
+            break
+        if _accepted(rule, text, m.start(), m.group("secret")):
+            hits.append(_Hit(m.start("secret"), rule, m.group("secret")))
+    return hits
+
+
+def _accepted(rule: SecretRule, text: bytes, start: int, value: bytes) -> bool:
+    """Rule-specific checks of a match: placeholders, randomness, the name a JWT is given."""
+    decoded = value.decode("latin-1")
+    if rule is AWS_SECRET_KEY:
+        return _looks_random(decoded, rule.min_entropy)
+    if _is_placeholder(decoded):
+        return False
+    if rule.kind is RuleKind.ASSIGNMENT:
+        line_start = max(text.rfind(b"\n", 0, start) + 1, start - _JWT_NAME_WINDOW)
+        return _JWT_NAME.search(text, line_start, start) is not None
+    return True
+
+
+def _generic_assignments(text: bytes) -> list[_Hit]:
+    hits: list[_Hit] = []
+    if not any(k in text for k in _GENERIC_KEYWORDS):
+        return hits
+    for tries, m in enumerate(GENERIC_ASSIGNMENT.pattern.finditer(text)):
+        if tries >= _MAX_TRIES:
+            break
+        raw = m.group("secret").decode("utf-8", "replace").strip()
+        value = _unquote(raw)
+        quoted = len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'`"
+        # An unquoted value with blanks is a list or prose ("passwd: files systemd").
+        if not quoted and any(c.isspace() for c in value):
+            continue
+        name = m.group("name").decode("utf-8", "replace")
+        if _plausible_assignment(name, value, GENERIC_ASSIGNMENT.min_entropy):
+            hits.append(_Hit(m.start("secret"), GENERIC_ASSIGNMENT, value.encode("utf-8")))
+            if len(hits) >= _MAX_HITS_PER_RULE:
+                break
+    return hits
+
+
+def _matches(text: bytes, hits: list[_Hit]) -> list[SecretMatch]:
+    """One match per rule and line, line numbers counted in one pass over the text."""
+    found: dict[tuple[str, int], SecretMatch] = {}
+    line, counted_to = 1, 0
+    for hit in sorted(hits, key=lambda h: h.start):
+        line += text.count(b"\n", counted_to, hit.start)
+        counted_to = hit.start
+        found.setdefault(
+            (hit.rule.id, line), SecretMatch(hit.rule, line, redact(hit.value.decode("latin-1")))
+        )
     # A line holding a specific rule's secret is not reported again as a generic assignment.
     specific = {line for (rule_id, line) in found if rule_id != GENERIC_ASSIGNMENT.id}
     return sorted(
@@ -449,8 +527,11 @@ def shannon_entropy(value: str) -> float:
 def _private_keys(text: bytes) -> list[tuple[int, bytes]]:
     """(position, body) of every armoured private key block that has a real body."""
     keys: list[tuple[int, bytes]] = []
-    for m in PRIVATE_KEY.pattern.finditer(text):
-        end = text.find(_PEM_END, m.end(), m.end() + _PEM_MAX_BODY)
+    headers = list(PRIVATE_KEY.pattern.finditer(text))
+    for i, m in enumerate(headers):
+        # A body ends before the next header: bodies never overlap, the work stays linear.
+        limit = headers[i + 1].start() if i + 1 < len(headers) else len(text)
+        end = text.find(_PEM_END, m.end(), min(limit, m.end() + _PEM_MAX_BODY))
         if end < 0:
             continue
         # Keys embedded in source code carry "\n" escapes instead of line breaks.
@@ -459,6 +540,8 @@ def _private_keys(text: bytes) -> list[tuple[int, bytes]]:
         body = b"".join(line.strip().strip(b"\"'") for line in lines if b":" not in line)
         if len(body) >= _PEM_MIN_BODY and _PEM_BODY.fullmatch(body):
             keys.append((m.start(), body))
+            if len(keys) >= _MAX_HITS_PER_RULE:
+                break
     return keys
 
 
@@ -483,37 +566,39 @@ def _keyword_finder() -> Callable[[bytes], set[bytes]]:
         matchkind=ahocorasick_rs.MatchKind.LeftmostFirst,
         implementation=ahocorasick_rs.Implementation.ContiguousNFA,
     )
-    return lambda text: {KEYWORDS[i] for i, _, _ in automaton.find_matches_as_indexes(text)}
+    overlap = max(len(k) for k in KEYWORDS) - 1
+
+    def present(text: bytes) -> set[bytes]:
+        # In slices, so that a text packed with keywords ("eyJeyJ...") costs one slice's worth
+        # of match objects before the plain substring search takes over.
+        found: set[bytes] = set()
+        view = memoryview(text)
+        for lo in range(0, len(text), _PREFILTER_SLICE):
+            matches = automaton.find_matches_as_indexes(view[lo : lo + _PREFILTER_SLICE + overlap])
+            found.update(KEYWORDS[i] for i, _, _ in matches)
+            if len(matches) > _MAX_TRIES:
+                found.update(k for k in KEYWORDS if k not in found and k in text)
+                break
+        return found
+
+    return present
 
 
-def _token_accepted(rule: SecretRule, text: bytes, start: int) -> bool:
-    """The token starts a word, and a JWT is assigned to a secret-looking name."""
-    if start > 0 and text[start - 1] in _WORD:
-        return False
-    if rule.kind is not RuleKind.ASSIGNMENT:
-        return True
-    line_start = max(text.rfind(b"\n", 0, start) + 1, start - _JWT_NAME_WINDOW)
-    return _JWT_NAME.search(text, line_start, start) is not None
+_PREFILTER_SLICE = 256 * 1024
 
 
-def _aws_secret_keys(
-    text: bytes, named: bool, key_id_positions: list[int]
-) -> list[tuple[int, bytes]]:
-    """AWS secret keys: named ones anywhere, unnamed 40-character ones next to a key id."""
-    keys: list[tuple[int, bytes]] = []
-    if named:
-        for m in AWS_SECRET_KEY.pattern.finditer(text):
-            keys.append((m.start("secret"), m.group("secret")))
+def _aws_secrets_near(text: bytes, key_id_positions: list[int]) -> list[_Hit]:
+    """Unnamed AWS secret keys: 40 random characters next to a key id (credentials, .env)."""
+    hits: list[_Hit] = []
+    searched_to = 0
     for position in key_id_positions:
-        lo = max(0, position - _AWS_NEARBY_WINDOW)
-        window = text[lo : position + _AWS_NEARBY_WINDOW]
-        for m in _AWS_SECRET_NEARBY.finditer(window):
-            keys.append((lo + m.start("secret"), m.group("secret")))
-    return [
-        (start, value)
-        for start, value in keys
-        if _looks_random(value.decode("ascii"), AWS_SECRET_KEY.min_entropy)
-    ]
+        lo = max(searched_to, position - _AWS_NEARBY_WINDOW)
+        hi = position + _AWS_NEARBY_WINDOW
+        for m in _AWS_SECRET_NEARBY.finditer(text, lo, hi):
+            if _looks_random(m.group("secret").decode("ascii"), AWS_SECRET_KEY.min_entropy):
+                hits.append(_Hit(m.start("secret"), AWS_SECRET_KEY, m.group("secret")))
+        searched_to = max(searched_to, hi)
+    return hits
 
 
 def _looks_random(value: str, min_entropy: float) -> bool:
