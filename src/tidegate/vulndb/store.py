@@ -257,20 +257,19 @@ class VulnStore:
         return out
 
     def _load(self, column: str, ecosystem: str, names: list[str]) -> None:
-        """Fill the entry cache for these names of one ecosystem (or family)."""
+        """Fill the entry cache for these names of one ecosystem (or family).
+
+        Entries only: most entries a scan reads do not match, and their records' headers are
+        bigger than the entries themselves (`prefetch` loads the headers of those that do)."""
         marks = ",".join("?" * len(names))
         rows = self._rows(
-            "SELECT f.name, a.id, a.group_id, a.header, f.entry "
-            "FROM affected f JOIN advisories a ON a.id = f.advisory_id "
-            f"WHERE f.{column} = ? AND f.name IN ({marks}) ORDER BY f.advisory_id, f.idx",
+            "SELECT name, advisory_id, entry FROM affected "
+            f"WHERE {column} = ? AND name IN ({marks}) ORDER BY advisory_id, idx",
             (ecosystem, *names),
         )
         found: dict[str, list[tuple[str, AffectedPackage]]] = {n: [] for n in names}
-        for name, vid, group, header, entry in rows:
-            vuln_id = str(vid)
-            self._group_of.put(vuln_id, (str(group) if group is not None else None,))
-            self._header_text.put(vuln_id, str(header))
-            found[str(name)].append((vuln_id, codec.decode_affected(str(entry))))
+        for name, vid, entry in rows:
+            found[str(name)].append((str(vid), codec.decode_affected(str(entry))))
         for name, pairs in found.items():
             self._entries.put((column, ecosystem, name), tuple(pairs))
 
@@ -287,11 +286,21 @@ class VulnStore:
             text = str(rows[0][0])
         return self._header(vuln_id, text)
 
-    def prefetch_groups(self, vuln_ids: Iterable[str]) -> None:
-        """Load the alias groups of `vuln_ids` (members and best rating) in a few queries, so
-        that `group_id`, `aliases_of` and `rating_for_group` answer them from memory."""
+    def prefetch(self, vuln_ids: Iterable[str]) -> None:
+        """Load the headers and alias groups (members, best rating) of these records in a few
+        queries, so that `header`, `group_id`, `aliases_of` and `rating_for_group` answer them
+        from memory."""
+        missing = sorted({v for v in vuln_ids if self._headers.get(v) is None})
+        for start in range(0, len(missing), _CHUNK):
+            chunk = missing[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for vid, group, header in self._rows(
+                f"SELECT id, group_id, header FROM advisories WHERE id IN ({marks})", tuple(chunk)
+            ):
+                self._group_of.put(str(vid), (str(group) if group is not None else None,))
+                self._header_text.put(str(vid), str(header))
         groups: set[str] = set()
-        for vuln_id in vuln_ids:
+        for vuln_id in missing:
             group = self.group_id(vuln_id)
             if group is not None and self._members.get(group) is None:
                 groups.add(group)

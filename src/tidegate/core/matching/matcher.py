@@ -57,14 +57,25 @@ class BatchAdvisorySource(AdvisorySource, Protocol):
 
     def header(self, vuln_id: str) -> Advisory | None: ...
 
-    def prefetch_groups(self, vuln_ids: Iterable[str]) -> None:
-        """A hint: the alias groups of these ids will be asked about."""
+    def prefetch(self, vuln_ids: Iterable[str]) -> None:
+        """A hint: the headers and alias groups of these records will be asked for."""
         ...
 
 
 @dataclass(frozen=True, slots=True)
 class _Hit:
     advisory: Advisory
+    affected: AffectedPackage
+    query: Query
+    match: RangeMatch
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    """An entry that contains the installed version, before its record is read."""
+
+    record_id: str
+    record: Callable[[], Advisory | None]
     affected: AffectedPackage
     query: Query
     match: RangeMatch
@@ -83,44 +94,57 @@ def match_packages(
     outcome = MatchOutcome()
     planned = [(pkg, queries_for(pkg, os)) for pkg in packages]
     lookup = _lookup(planned, source)
-    per_package: list[tuple[Package, list[_Hit]]] = []
-    for pkg, queries in planned:
-        hits: list[_Hit] = []
-        for query in queries:
-            try:
-                hits.extend(_hits(query, lookup))
-            except VersionError as exc:
-                where = pkg.locations[0].path if pkg.locations else pkg.name
-                reason = f"{pkg.name} {query.version}: not matched, {exc}"
-                outcome.unknowns.append(Unknown(where, reason, MATCHER))
-                break
-        per_package.append((pkg, hits))
+    per_package = [(pkg, _candidates(pkg, queries, lookup, outcome)) for pkg, queries in planned]
     if isinstance(source, BatchAdvisorySource):
-        source.prefetch_groups({h.advisory.id for _, hits in per_package for h in hits})
-    for pkg, hits in per_package:
+        source.prefetch({c.record_id for _, found in per_package for c in found})
+    for pkg, found in per_package:
+        hits = [
+            _Hit(advisory, c.affected, c.query, c.match)
+            for c in found
+            # None: the record vanished from a live source between the two reads
+            if (advisory := c.record()) is not None
+        ]
         outcome.findings.extend(_merge(pkg, hits, source))
     outcome.findings.sort(key=lambda f: (f.package.name, f.package.version, f.id))
     return outcome
 
 
-_Entries = Iterable[tuple[Callable[[], Advisory | None], AffectedPackage]]
+def _candidates(
+    pkg: Package, queries: list[Query], lookup: _Lookup, outcome: MatchOutcome
+) -> list[_Candidate]:
+    found: list[_Candidate] = []
+    for query in queries:
+        try:
+            found.extend(_matching(query, lookup))
+        except VersionError as exc:
+            where = pkg.locations[0].path if pkg.locations else pkg.name
+            reason = f"{pkg.name} {query.version}: not matched, {exc}"
+            outcome.unknowns.append(Unknown(where, reason, MATCHER))
+            break
+    return found
+
+
+_Entries = Iterable[tuple[str, Callable[[], Advisory | None], AffectedPackage]]
 _Lookup = Callable[[str, str], _Entries]
 
 
 def _lookup(planned: list[tuple[Package, list[Query]]], source: AdvisorySource) -> _Lookup:
-    """Entries per (ecosystem, name), each with a way to get its record: from one batched
-    fetch when the source can batch (records decoded only for entries that match)."""
+    """Entries per (ecosystem, name), each with its record id and a way to read the record:
+    from one batched fetch when the source can batch (records read only for entries that
+    match)."""
     if not isinstance(source, BatchAdvisorySource):
 
         def single(ecosystem: str, name: str) -> _Entries:
-            return ((_const(adv), aff) for adv, aff in source.advisories_for(ecosystem, name))
+            for adv, aff in source.advisories_for(ecosystem, name):
+                yield adv.id, _const(adv), aff
 
         return single
     batch = source
     found = batch.entries_for_many({(q.lookup, q.name) for _, qs in planned for q in qs})
 
     def batched(ecosystem: str, name: str) -> _Entries:
-        return ((partial(batch.header, vid), aff) for vid, aff in found.get((ecosystem, name), ()))
+        for vid, aff in found.get((ecosystem, name), ()):
+            yield vid, partial(batch.header, vid), aff
 
     return batched
 
@@ -129,15 +153,13 @@ def _const(adv: Advisory) -> Callable[[], Advisory]:
     return lambda: adv
 
 
-def _hits(query: Query, lookup: _Lookup) -> Iterable[_Hit]:
-    for record, affected in lookup(query.lookup, query.name):
+def _matching(query: Query, lookup: _Lookup) -> Iterable[_Candidate]:
+    for vid, record, affected in lookup(query.lookup, query.name):
         if not query.covers(affected.ecosystem) or _alpine_not_affected(query, affected):
             continue
         result = evaluate(query.version, affected, query.kind)
         if result.match is not None:
-            advisory = record()
-            if advisory is not None:  # None: the record vanished from a live source
-                yield _Hit(advisory, affected, query, result.match)
+            yield _Candidate(vid, record, affected, query, result.match)
 
 
 def _alpine_not_affected(query: Query, affected: AffectedPackage) -> bool:
