@@ -237,6 +237,7 @@ NOT_FOUND = [
     ("/etc/app.yaml", "password: xxxxxxxxxxxx\ntoken: '********'\nsecret: null\n"),
     ("/etc/app.yaml", "auth:\n  password:\n    from_env: DB\n  token: [a, b]\n"),
     ("/etc/app.yaml", "password: aaaaaaaaaa\nsecret: 123456789\npassword: aaabbb\n"),
+    ("/etc/cli.yaml", "examples: |\n  --webhook-secret-version=projects/p1/secrets/s/versions/1\n"),
     ("/etc/nsswitch.conf", "passwd:         files systemd\nshadow: files\n"),
     ("/etc/security/pwquality.conf", "# minlen = 9\nminlen = 9\n"),
     # A generic assignment outside a config file is a program variable, not a setting.

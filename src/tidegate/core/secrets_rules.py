@@ -255,25 +255,6 @@ ALL_RULES: tuple[SecretRule, ...] = (
     ENV_SECRET,
 )
 
-_GENERIC_KEYWORDS: tuple[bytes, ...] = (
-    b"pass",
-    b"PASS",
-    b"Pass",
-    b"pwd",
-    b"PWD",
-    b"secret",
-    b"SECRET",
-    b"Secret",
-    b"key",
-    b"KEY",
-    b"Key",
-    b"token",
-    b"TOKEN",
-    b"Token",
-    b"credential",
-    b"CREDENTIAL",
-    b"Credential",
-)
 _NOT_SECRET_NAME = re.compile(
     r"(?i)(?:_|\.|-)(?:file|path|dir|length|len|min|max|policy|prompt|type|field|env|var|enabled"
     r"|required|timeout|expiry|expires|age|regex|pattern|name|header|url|uri|hash_algo|mode"
@@ -447,12 +428,22 @@ def _accepted(rule: SecretRule, text: bytes, start: int, value: bytes) -> bool:
 
 
 def _generic_assignments(text: bytes) -> list[_Hit]:
+    """`name = value` lines whose name says secret; only lines holding such a word are parsed."""
     hits: list[_Hit] = []
-    if not any(k in text for k in _GENERIC_KEYWORDS):
-        return hits
-    for tries, m in enumerate(GENERIC_ASSIGNMENT.pattern.finditer(text)):
-        if tries >= _MAX_TRIES:
+    seen_lines: set[int] = set()
+    for tries, word in enumerate(_GENERIC_NAME_WORDS.finditer(text.lower())):
+        if tries >= _MAX_GENERIC_TRIES or len(hits) >= _MAX_HITS_PER_RULE:
             break
+        line_start = text.rfind(b"\n", 0, word.start()) + 1
+        if line_start in seen_lines:
+            continue
+        seen_lines.add(line_start)
+        line_end = text.find(b"\n", word.end())
+        m = GENERIC_ASSIGNMENT.pattern.match(
+            text, line_start, len(text) if line_end < 0 else line_end
+        )
+        if m is None:
+            continue
         raw = m.group("secret").decode("utf-8", "replace").strip()
         value = _unquote(raw)
         quoted = len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'`"
@@ -462,9 +453,12 @@ def _generic_assignments(text: bytes) -> list[_Hit]:
         name = m.group("name").decode("utf-8", "replace")
         if _plausible_assignment(name, value, GENERIC_ASSIGNMENT.min_entropy):
             hits.append(_Hit(m.start("secret"), GENERIC_ASSIGNMENT, value.encode("utf-8")))
-            if len(hits) >= _MAX_HITS_PER_RULE:
-                break
     return hits
+
+
+_GENERIC_NAME_WORDS = re.compile(rb"pass|pwd|secret|key|token|credential")
+"""Lower-case words every secret name of `GENERIC_ASSIGNMENT` contains (searched lower-cased)."""
+_MAX_GENERIC_TRIES = 20_000
 
 
 def _matches(text: bytes, hits: list[_Hit]) -> list[SecretMatch]:
@@ -635,7 +629,10 @@ def _is_placeholder(value: str) -> bool:
 
 def _plausible_assignment(name: str, value: str, min_entropy: float) -> bool:
     """True when `value` assigned to `name` is likely a real secret."""
-    if _NOT_SECRET_NAME.search(name) or len(value) < 4 or _is_placeholder(value):
+    # "--token-secret=..." is a command line flag in an example, not a setting.
+    if name.startswith("-") or _NOT_SECRET_NAME.search(name):
+        return False
+    if len(value) < 4 or _is_placeholder(value):
         return False
     if len(set(value)) == 1 or value.isdigit():
         return False
