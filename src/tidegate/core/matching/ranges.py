@@ -72,7 +72,7 @@ def evaluate(version: str, affected: AffectedPackage, kind: VersionKind) -> Rang
 
     Raises VersionError only when `version` itself is not a valid `kind` version.
     """
-    comparator(kind).parse(version)
+    _check_version(kind, version)
     skipped: list[SkippedRange] = []
     match: RangeMatch | None = None
     for index, rng in enumerate(affected.ranges):
@@ -94,6 +94,13 @@ def evaluate(version: str, affected: AffectedPackage, kind: VersionKind) -> Rang
     if not affected.ranges and not affected.versions:
         skipped.append(SkippedRange(None, "entry has neither ranges nor versions"))
     return RangeEvaluation(match, tuple(skipped))
+
+
+@lru_cache(maxsize=65536)
+def _check_version(kind: VersionKind, version: str) -> None:
+    """Raise VersionError unless `version` parses; a package's version is checked against every
+    entry naming it, so remember the ones that passed (failures are not cached: they raise)."""
+    comparator(kind).parse(version)
 
 
 def is_affected(version: str, affected: AffectedPackage, kind: VersionKind) -> RangeMatch | None:
