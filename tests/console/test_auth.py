@@ -157,3 +157,15 @@ def test_bad_login_bodies_are_422_naming_the_field(
     answer = client.post("/api/v1/auth/login", json=body)
     assert answer.status_code == 422
     assert [d["loc"] for d in answer.json()["detail"]] == [["body", field]]
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_every_role_may_ask_who_it_is_and_log_out(
+    client: TestClient, headers_for: Headers, role: Role
+) -> None:
+    me = client.get("/api/v1/auth/me", headers=headers_for(role))
+    assert me.status_code == 200
+    assert me.json()["role"] == role
+    assert set(me.json()["permissions"]) == set(ROLE_PERMISSIONS[role])
+    assert client.post("/api/v1/auth/logout", headers=headers_for(role)).status_code == 204
+    assert client.get("/api/v1/auth/me", headers=headers_for(role)).status_code == 401
