@@ -13,20 +13,31 @@ class ExitCode(IntEnum):
     AUTH_ERROR = 4
     VULNDB_ERROR = 5
     OUTPUT_ERROR = 6
+    CONSOLE_UNREACHABLE = 7
     INTERNAL_ERROR = 70
     INTERRUPTED = 130
 
 
 MEANINGS: dict[ExitCode, str] = {
     ExitCode.OK: "success; for `scan`, the image was read (findings alone do not fail it)",
-    ExitCode.POLICY_FAILED: "a gate said no: `--fail-on` matched, or an enforced policy failed",
+    ExitCode.POLICY_FAILED: (
+        "a gate said no: `--fail-on` matched, or an enforce-mode policy failed while the "
+        "pipeline enforces (`--enforce`)"
+    ),
     ExitCode.USAGE: "bad command line: unknown option, bad value, unknown format",
     ExitCode.IMAGE_ERROR: (
         "the image could not be read: not found, malformed, digest mismatch, hostile layer"
     ),
-    ExitCode.AUTH_ERROR: "the registry refused the credentials, or needs some",
+    ExitCode.AUTH_ERROR: (
+        "the registry refused the credentials, or needs some; or the console refused the token "
+        "(401) or its role (403)"
+    ),
     ExitCode.VULNDB_ERROR: "the vulnerability database is missing, corrupt, or failed to update",
     ExitCode.OUTPUT_ERROR: "a report could not be written",
+    ExitCode.CONSOLE_UNREACHABLE: (
+        "the console could not be reached or did not answer properly (no connection, timeout, "
+        "5xx); reports are still written; `--no-fail-on-unreachable` makes it a warning (exit 0)"
+    ),
     ExitCode.INTERNAL_ERROR: "a bug in Tidegate: run again with `--debug` and report the traceback",
     ExitCode.INTERRUPTED: "stopped by Ctrl-C",
 }

@@ -1,4 +1,5 @@
-"""`tidegate scan IMAGE`: read an image, catalogue it, write the report."""
+"""`tidegate scan IMAGE`: read an image, catalogue it, write the report; with `--console` or
+`--policy`, also the CI/CD gate (`cli.gate`): assure, register, report artifacts."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from tidegate.cli import gate
 from tidegate.cli.exit_codes import ExitCode
 from tidegate.cli.progress import ScanBars, wants_progress
 from tidegate.cli.settings import add_db_options, db_path
 from tidegate.core.errors import ReportError, UsageError, VulnDBError
 from tidegate.core.ignore import FindingFilter, filter_findings
 from tidegate.core.models import ScanResult, Severity
+from tidegate.core.policy import AssurancePolicy, Verdict
 from tidegate.image import SourceOptions, open_image
 from tidegate.report import ReportOptions, get_writer, writers
 from tidegate.scan import LayerCache, ScanProgress, scan_image
@@ -85,6 +88,7 @@ def register(commands: Any) -> None:
         metavar="SEVERITY",
         help="exit 1 when a shown finding is at least this severe (e.g. high)",
     )
+    gate.add_gate_options(p)
     p.set_defaults(run=run)
 
 
@@ -92,6 +96,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> ExitCode:
     writer = get_writer(args.format)
     spec = _finding_filter(args)
     fail_on = _severity(args.fail_on, "--fail-on") if args.fail_on else None
+    gate_options = gate.gate_options(args, os.environ)
     store = None if args.skip_db else _open_db(args, err)
     options = _source_options(args)
     cache_dir = args.cache_dir or _env_path(ENV_CACHE_DIR)
@@ -105,8 +110,19 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> ExitCode:
     if store is not None:
         with store:
             result = match_result(result, store, store.snapshot_id())
+    # The gate judges every finding: local ignore rules and display filters only shape output.
+    outcome = None
+    if gate_options is not None:
+        outcome = gate.run_gate(
+            result, gate_options, err=err, env=os.environ, now=datetime.now(UTC)
+        )
+    if store is not None:
         result = _apply_filter(result, spec, err)
-    _write(result, writer.name, args, out)
+    verdict = outcome.verdict if outcome is not None else None
+    policies = outcome.policies if outcome is not None else ()
+    _write(result, writer.name, args, out, verdict, policies)
+    if outcome is not None and outcome.exit_code is not ExitCode.OK:
+        return outcome.exit_code
     if fail_on is not None and any(f.severity.rank >= fail_on.rank for f in result.findings):
         err.write(f"tidegate: findings at or above {fail_on.value}: failing (--fail-on)\n")
         return ExitCode.POLICY_FAILED
@@ -188,17 +204,26 @@ def _progress(err: TextIO, quiet: bool) -> Iterator[ScanProgress | None]:
         yield bars
 
 
-def _write(result: ScanResult, fmt: str, args: argparse.Namespace, out: TextIO) -> None:
+def _write(
+    result: ScanResult,
+    fmt: str,
+    args: argparse.Namespace,
+    out: TextIO,
+    verdict: Verdict | None = None,
+    policies: tuple[AssurancePolicy, ...] = (),
+) -> None:
     writer = get_writer(fmt)
     # Machine-readable documents always carry the executable inventory (drift prevention reads
     # it); --executables only asks the table to list it too.
-    options = ReportOptions(include_executables=args.executables or writer.name != "table")
+    options = ReportOptions(
+        include_executables=args.executables or writer.name != "table", policies=policies
+    )
     if args.output is None:
-        writer.write(result, out, options)
+        writer.write(result, out, options, verdict)
         return
     try:
         with open(args.output, "w", encoding="utf-8") as f:
-            writer.write(result, f, options)
+            writer.write(result, f, options, verdict)
     except OSError as exc:
         raise ReportError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
 

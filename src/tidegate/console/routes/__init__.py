@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from tidegate.console.routes.acks import router as acks_router
 from tidegate.console.routes.auth import router as auth_router
 from tidegate.console.routes.events import router as events_router
+from tidegate.console.routes.gate import router as gate_router
 from tidegate.console.routes.images import router as images_router
 from tidegate.console.routes.policies import router as policies_router
 from tidegate.console.routes.tokens import router as tokens_router
@@ -23,4 +24,5 @@ def routers() -> list[APIRouter]:
         images_router,
         policies_router,
         acks_router,
+        gate_router,
     ]
