@@ -113,12 +113,16 @@ def test_a_login_token_follows_the_users_current_role(
     assert client.get("/api/v1/auth/me", headers=_bearer(token)).json()["role"] == "auditor"
 
 
-def test_logout_revokes_the_token(client: TestClient, alice: str) -> None:
+def test_logout_revokes_the_token_and_is_audited(
+    client: TestClient, alice: str, headers_for: Headers
+) -> None:
     token = client.post(
         "/api/v1/auth/login", json={"username": "alice", "password": PASSWORD}
     ).json()["access_token"]
     assert client.post("/api/v1/auth/logout", headers=_bearer(token)).status_code == 204
     assert client.get("/api/v1/auth/me", headers=_bearer(token)).status_code == 401
+    actions = [e["action"] for e in _events(client, headers_for, "auth")]
+    assert actions == ["logout", "login.success"]
 
 
 @pytest.mark.parametrize(

@@ -103,4 +103,14 @@ def login(
 
 def logout(session: Session, *, token_id: str, now: datetime, actor: str) -> None:
     """End the token the request came with (a login token, or a script token ending itself)."""
-    revoke_token(session, token_id=token_id, now=now, actor=actor)
+    token = revoke_token(session, token_id=token_id, now=now, actor=actor, audit=False)
+    record_event(
+        session,
+        category=EventCategory.AUTH,
+        level=EventLevel.INFO,
+        action="logout",
+        message=f"{actor!r} logged out (token {token.name!r} revoked)",
+        now=now,
+        actor=actor,
+        data={"token_id": token.id},
+    )

@@ -134,11 +134,18 @@ def get_token(session: Session, *, token_id: str) -> TokenInfo:
     return _info(session, _row(session, token_id))
 
 
-def revoke_token(session: Session, *, token_id: str, now: datetime, actor: str | None) -> TokenInfo:
-    """Revoke a token (idempotent: revoking a revoked token changes nothing and logs nothing)."""
+def revoke_token(
+    session: Session, *, token_id: str, now: datetime, actor: str | None, audit: bool = True
+) -> TokenInfo:
+    """Revoke a token (idempotent: revoking a revoked token changes nothing and logs nothing).
+
+    `audit=False` is for callers that record their own event (a logout).
+    """
     row = _row(session, token_id)
-    if row.revoked_at is None:
-        row.revoked_at = now
+    if row.revoked_at is not None:
+        return _info(session, row)
+    row.revoked_at = now
+    if audit:
         record_event(
             session,
             category=EventCategory.ADMIN,
@@ -149,7 +156,7 @@ def revoke_token(session: Session, *, token_id: str, now: datetime, actor: str |
             actor=actor,
             data={"token_id": row.id, "name": row.name, "role": row.role},
         )
-        session.flush()
+    session.flush()
     return _info(session, row)
 
 
