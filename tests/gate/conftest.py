@@ -28,6 +28,7 @@ from gate_support import ScanFn, ScanRun
 
 from console.conftest import (  # noqa: F401  (fixtures reused by name)
     app,
+    client,
     database,
     db_url,
     headers_for,

@@ -9,7 +9,7 @@ them with the same schemas as `tidegate apply` and turns them into domain values
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,7 +132,6 @@ def record_ci_scan(
     verdict: Verdict,
     enforce: bool,
     pipeline: Mapping[str, Any],
-    results: Sequence[PolicyResult] | None = None,
 ) -> int:
     """`POST /gate/events`: the CI scan as an audit event; the event's id."""
     payload = {
@@ -141,7 +140,7 @@ def record_ci_scan(
         "verdict": verdict.status.value,
         "enforce": enforce,
         "pipeline": dict(pipeline),
-        "policies": [_policy_json(r) for r in (results or verdict.results)],
+        "policies": [_policy_json(r) for r in verdict.results],
     }
     body = client.request("POST", "/gate/events", json=payload, expect=(201,))
     if not isinstance(body, dict) or not isinstance(body.get("event_id"), int):
