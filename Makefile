@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SYSTEM_PACKAGES := skopeo umoci docker-registry busybox-static debootstrap apache2-utils \
-                   ca-certificates dpkg golang-go rpm db5.3-util postgresql chromium
+                   ca-certificates curl dpkg golang-go rpm db5.3-util postgresql chromium
 DEMO_DIR := $(HOME)/.cache/tidegate/demo
 
 .PHONY: setup run test system-deps lint typecheck check lock bench clean
@@ -23,10 +23,8 @@ system-deps: ## install the system packages the tests and the demo use (Debian/U
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-run: setup system-deps ## build the demo image and its advisories, then scan it
-	$(BIN)/python -m tidegate.demo $(DEMO_DIR)
-	$(BIN)/tidegate db import --db $(DEMO_DIR)/vulndb.sqlite -q $(DEMO_DIR)/advisories
-	$(BIN)/tidegate scan --db $(DEMO_DIR)/vulndb.sqlite oci:$(DEMO_DIR)/layout:demo
+run: setup system-deps ## start the console on the embedded default, with the demo image registered
+	BIN=$(BIN) DEMO_DIR=$(DEMO_DIR) scripts/run-demo.sh
 
 test: setup system-deps ## install everything the tests need and run them
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc

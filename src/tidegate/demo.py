@@ -170,6 +170,31 @@ def write_advisories(out_dir: Path) -> Path:
     return target
 
 
+DEMO_POLICY = """\
+# A team policy in audit mode: it reports, it blocks nothing. Switch `mode` to enforce (or set
+# `enforce_after`) once the readiness numbers say so.
+- kind: Policy
+  name: demo-hardening
+  description: No high or critical vulnerability with a fix, no secrets, not root.
+  mode: audit
+  scope:
+    repositories: []
+  controls:
+    severity:
+      max_severity: medium
+      only_fixable: true
+    block_secrets: true
+    block_root: true
+"""
+
+
+def write_policy(out_dir: Path) -> Path:
+    """The demo's policy as code, for `tidegate apply -f`."""
+    path = out_dir / "policy.yaml"
+    path.write_text(DEMO_POLICY)
+    return path
+
+
 def build(out_dir: Path) -> Path:
     """Build (or rebuild) the demo layout; returns its path."""
     for tool in ("umoci",):
@@ -209,8 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args[0]) if args else Path.home() / ".cache" / "tidegate" / "demo"
     layout = build(out)
     advisories = write_advisories(out)
+    policy = write_policy(out)
     print(f"demo image: oci:{layout}:{TAG}")
     print(f"demo advisories: {advisories}")
+    print(f"demo policy: {policy}")
     return 0
 
 
