@@ -14,6 +14,7 @@ class ExitCode(IntEnum):
     VULNDB_ERROR = 5
     OUTPUT_ERROR = 6
     CONSOLE_UNREACHABLE = 7
+    DATABASE_ERROR = 8
     INTERNAL_ERROR = 70
     INTERRUPTED = 130
 
@@ -37,6 +38,10 @@ MEANINGS: dict[ExitCode, str] = {
     ExitCode.CONSOLE_UNREACHABLE: (
         "the console could not be reached or did not answer properly (no connection, timeout, "
         "5xx); reports are still written; `--no-fail-on-unreachable` makes it a warning (exit 0)"
+    ),
+    ExitCode.DATABASE_ERROR: (
+        "the console's database cannot be used: unreachable, or at a schema this version does "
+        "not know (see the message)"
     ),
     ExitCode.INTERNAL_ERROR: "a bug in Tidegate: run again with `--debug` and report the traceback",
     ExitCode.INTERRUPTED: "stopped by Ctrl-C",

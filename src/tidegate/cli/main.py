@@ -16,9 +16,12 @@ from tidegate.cli import admin_cmd, apply_cmd, console_cmd, db_cmd, scan_cmd
 from tidegate.cli.exit_codes import ExitCode, exit_code_table
 from tidegate.core.errors import (
     AuthError,
+    ConsoleApiError,
+    ConsoleError,
     ImageError,
     ReferenceError_,
     ReportError,
+    StoreError,
     TidegateError,
     UsageError,
     VulnDBError,
@@ -92,6 +95,12 @@ def _code_for(exc: TidegateError) -> ExitCode:
         return ExitCode.VULNDB_ERROR
     if isinstance(exc, ReportError):
         return ExitCode.OUTPUT_ERROR
+    if isinstance(exc, StoreError):
+        return ExitCode.DATABASE_ERROR
+    if isinstance(exc, ConsoleApiError) and exc.status in (401, 403):
+        return ExitCode.AUTH_ERROR
+    if isinstance(exc, ConsoleError):
+        return ExitCode.CONSOLE_UNREACHABLE
     return ExitCode.INTERNAL_ERROR
 
 

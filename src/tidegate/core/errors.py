@@ -15,6 +15,10 @@
     |   +-- FeedError             a feed record or archive that is malformed
     +-- ReportError               an output document cannot be produced
     +-- CacheError                the layer cache cannot be used (it is then bypassed)
+    +-- StoreError                the console's database cannot be used as asked
+    |   +-- DatabaseUnavailableError  unreachable, or not at the schema this code expects
+    |   +-- NotFoundError         a record named by the caller does not exist
+    |   +-- ConflictError         a change would break a uniqueness or consistency rule
     +-- ConsoleError              talking to a Tidegate console failed
         +-- ConsoleUnreachableError  no answer (connection refused, DNS, timeout, TLS)
         +-- ConsoleApiError         the console answered with an error status
@@ -102,3 +106,19 @@ class ConsoleApiError(ConsoleError):
         super().__init__(message)
         self.status = status
         self.code = code
+
+
+class StoreError(TidegateError):
+    """The database cannot be used as asked."""
+
+
+class DatabaseUnavailableError(StoreError):
+    """The database cannot be reached, or its schema is not the one this code expects."""
+
+
+class NotFoundError(StoreError):
+    """A record named by the caller does not exist."""
+
+
+class ConflictError(StoreError):
+    """A change would break a uniqueness or consistency rule (a duplicate name...)."""

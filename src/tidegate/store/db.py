@@ -26,7 +26,11 @@ from sqlalchemy import Engine, MetaData, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from tidegate.core.errors import TidegateError, UsageError
+from tidegate.core.errors import ConflictError as ConflictError
+from tidegate.core.errors import DatabaseUnavailableError as DatabaseUnavailableError
+from tidegate.core.errors import NotFoundError as NotFoundError
+from tidegate.core.errors import StoreError as StoreError
+from tidegate.core.errors import UsageError
 from tidegate.store.base import Base
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -39,22 +43,6 @@ TABLE_MODULES: tuple[str, ...] = (
 """Every module that defines tables: imported by `metadata()` so the ORM metadata is complete."""
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
-
-
-class StoreError(TidegateError):
-    """The database cannot be used as asked."""
-
-
-class DatabaseUnavailableError(StoreError):
-    """The database cannot be reached, or its schema is not the one this code expects."""
-
-
-class NotFoundError(StoreError):
-    """A record named by the caller does not exist."""
-
-
-class ConflictError(StoreError):
-    """A change would break a uniqueness or consistency rule (a duplicate name...)."""
 
 
 def metadata() -> MetaData:
