@@ -32,6 +32,22 @@ class Settings(BaseSettings):
     admin_password: SecretStr | None = None
     """Password of the `admin` user created on first start (a random one is printed otherwise)."""
     login_token_ttl: timedelta = timedelta(hours=12)
+    embedded_workers: int = Field(default=1, ge=0, le=64)
+    """In-process scan workers started with the console (0: only remote `tidegate scanner`s)."""
+    scheduler: bool = True
+    """Run the scheduler (on one replica at a time, holding the `scheduler` lease)."""
+    scheduler_interval: float = Field(default=5.0, gt=0, le=3600)
+    """Seconds between scheduler ticks (reclaim dead leases, expiries, due pulls, re-matches)."""
+    scheduler_lease_seconds: float = Field(default=30.0, gt=0, le=3600)
+    """How long a replica holds the scheduler lease without renewing it."""
+    job_lease_seconds: float = Field(default=60.0, gt=0, le=3600)
+    """A scan job's lease: a worker silent this long is presumed dead and its job retried."""
+    job_max_attempts: int = Field(default=3, ge=1, le=100)
+    """Attempts of a scan job before it is dead-lettered."""
+    job_retry_backoff: timedelta = timedelta(seconds=30)
+    """Delay before the first retry of a failed scan job; doubled for each further attempt."""
+    rescan_interval: timedelta = timedelta(hours=6)
+    """How often stored scans are checked against the current DB snapshot and analyzers."""
 
     @model_validator(mode="after")
     def _defaults_and_secret(self) -> Self:

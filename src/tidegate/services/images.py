@@ -1,5 +1,5 @@
-"""The image inventory: register images (with a scan result, or by reference), look them up by
-any identity, list them, and scan images registered by reference.
+"""The image inventory: register images (with a scan result, or by reference: queued as a scan
+job, see services.jobs), look them up by any identity, list them.
 
 Identity follows DESIGN.md: an image is known by its manifest digest, its config digest (the image
 ID runtimes report) and its registry/repository:tag history, and every lookup accepts any of them.
@@ -8,24 +8,24 @@ A registered scan result is stored as its report document; the image is evaluate
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from tidegate.core.errors import ReferenceError_, TidegateError, UsageError
+from tidegate.core.errors import ReferenceError_, UsageError
 from tidegate.core.events import EventCategory, EventLevel
 from tidegate.core.models import ScanResult
 from tidegate.core.policy import ImageStatus
 from tidegate.image.reference import ImageReference, Transport, parse_reference
 from tidegate.services.assurance import reevaluate
 from tidegate.services.events import record_event
+from tidegate.services.jobs import DEFAULT_MAX_ATTEMPTS, enqueue_scan
 from tidegate.services.serialize import document_from_result, result_from_document
-from tidegate.store.db import Database, NotFoundError
+from tidegate.store.db import NotFoundError
 from tidegate.store.inventory import (
     ImageRow,
     ImageTagRow,
@@ -42,7 +42,6 @@ __all__ = [
     "list_images",
     "register_reference",
     "register_scan",
-    "scan_queued_image",
 ]
 
 
@@ -235,9 +234,35 @@ def _registry_reference(reference: str) -> ImageReference:
 
 
 def register_reference(
+    session: Session,
+    *,
+    reference: str,
+    actor: str | None,
+    now: datetime,
+    registry_name: str | None = None,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+) -> tuple[ImageRow, bool]:
+    """Register an image to be scanned and queue its scan job (one open job per image);
+    returns (image, whether a scan is needed). `registry_name` names the configured registry
+    whose pull options (credentials, TLS) the worker uses."""
+    image, needs_scan = _reference_image(session, reference=reference, actor=actor, now=now)
+    if needs_scan:
+        enqueue_scan(
+            session,
+            image_id=image.id,
+            reference=image.reference or reference,
+            registry=registry_name,
+            now=now,
+            reason=f"registered by reference by {actor or 'the system'}",
+            digest=image.digest,
+            max_attempts=max_attempts,
+        )
+    return image, needs_scan
+
+
+def _reference_image(
     session: Session, *, reference: str, actor: str | None, now: datetime
 ) -> tuple[ImageRow, bool]:
-    """Register an image to be scanned; returns (image, whether a scan is needed)."""
     ref = _registry_reference(reference)
     known = _by_digest(session, ref.digest) if ref.digest else None
     if known is None:
@@ -274,71 +299,6 @@ def register_reference(
         data={"reference": ref.name},
     )
     return image, True
-
-
-Scanner = Callable[[str], ScanResult]
-"""Scan (and match) one reference: `tidegate.scan` + `tidegate.scan.match` in the console."""
-
-
-def scan_queued_image(
-    db: Database, *, image_id: int, scanner: Scanner, clock: Callable[[], datetime]
-) -> ImageRow:
-    """Scan an image registered by reference: scanning -> approved/disallowed, or failed."""
-    with db.session() as session:
-        image = session.get(ImageRow, image_id)
-        if image is None or image.reference is None:
-            raise NotFoundError(f"image {image_id} not found, or registered without a reference")
-        image.status, image.status_reason = ImageStatus.SCANNING.value, "scan started"
-        reference = image.reference
-    try:
-        result = scanner(reference)
-    except TidegateError as exc:
-        return _scan_failed(db, image_id, reference, str(exc), clock())
-    with db.session() as session:
-        image = session.get(ImageRow, image_id)
-        if image is None:
-            raise NotFoundError(f"image {image_id} was deleted while it was scanned")
-        return register_scan(
-            session, result=result, actor="scanner", now=clock(), placeholder=image
-        )
-
-
-def _scan_failed(db: Database, image_id: int, reference: str, why: str, now: datetime) -> ImageRow:
-    with db.session() as session:
-        image = session.get(ImageRow, image_id)
-        if image is None:
-            raise NotFoundError(f"image {image_id} not found")
-        image.status, image.status_reason = ImageStatus.FAILED.value, f"scan failed: {why}"
-        record_event(
-            session,
-            category=EventCategory.SCAN,
-            level=EventLevel.ERROR,
-            action="scan.failed",
-            message=f"scan of {reference} failed: {why}",
-            now=now,
-            actor="scanner",
-            image_digest=image.digest,
-            data={"reference": reference},
-        )
-        return image
-
-
-def local_scanner(vulndb_path: Path) -> Scanner:
-    """The embedded worker's scanner: pull, catalogue, and match against the console's DB."""
-
-    def scan(reference: str) -> ScanResult:
-        from tidegate.image import open_image
-        from tidegate.scan import scan_image
-        from tidegate.scan.match import match_result
-        from tidegate.vulndb import VulnStore
-
-        result = scan_image(open_image(f"docker://{reference}"))
-        if not vulndb_path.exists():
-            return result
-        with VulnStore.open(vulndb_path) as store:
-            return match_result(result, store, store.snapshot_id())
-
-    return scan
 
 
 # --- lookups ----------------------------------------------------------------------------------

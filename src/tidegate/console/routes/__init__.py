@@ -9,6 +9,7 @@ from tidegate.console.routes.auth import router as auth_router
 from tidegate.console.routes.events import router as events_router
 from tidegate.console.routes.gate import router as gate_router
 from tidegate.console.routes.images import router as images_router
+from tidegate.console.routes.jobs import router as jobs_router
 from tidegate.console.routes.policies import router as policies_router
 from tidegate.console.routes.tokens import router as tokens_router
 from tidegate.console.routes.users import router as users_router
@@ -25,4 +26,5 @@ def routers() -> list[APIRouter]:
         policies_router,
         acks_router,
         gate_router,
+        jobs_router,
     ]

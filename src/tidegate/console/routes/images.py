@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
 from tidegate.console.deps import (
     ClockDep,
-    DatabaseDep,
     Principal,
     SessionDep,
     SettingsDep,
@@ -83,8 +82,6 @@ def register_image(
     session: SessionDep,
     clock: ClockDep,
     settings: SettingsDep,
-    database: DatabaseDep,
-    background: BackgroundTasks,
     response: Response,
 ) -> ImagePublic:
     """With `scan`: store it and evaluate the image (201). With `reference`: queue a scan (202)."""
@@ -101,20 +98,15 @@ def register_image(
         )
         return ImagePublic.model_validate(_public(images.image_view(session, row)))
     assert body.reference is not None  # the schema requires one of the two
-    row, needs_scan = images.register_reference(
-        session, reference=body.reference, actor=principal.name, now=clock()
+    # The scan is a job in the queue (services.jobs): an embedded or remote worker claims it.
+    row, _needs_scan = images.register_reference(
+        session,
+        reference=body.reference,
+        actor=principal.name,
+        now=clock(),
+        max_attempts=settings.job_max_attempts,
     )
     response.status_code = status.HTTP_202_ACCEPTED
-    # The embedded worker scans in the background (after this request's transaction commits);
-    # with it off, the image waits for a scanner worker to claim it.
-    if needs_scan and getattr(settings, "embedded_scanner", True):
-        background.add_task(
-            images.scan_queued_image,
-            database,
-            image_id=row.id,
-            scanner=images.local_scanner(settings.vulndb_path),
-            clock=clock,
-        )
     return ImagePublic.model_validate(_public(images.image_view(session, row)))
 
 
