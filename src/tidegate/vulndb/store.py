@@ -9,10 +9,13 @@ Tables
     meta        key/value: schema version, snapshot id, build time
     sources     one row per feed: url, ETag, last update, newest `modified` seen
     advisories  one row per record: id, modified (µs since epoch), published, source, group id,
-                rating columns, aliases (JSON) and the parsed header as JSON (codec.py)
+                rating columns (severity, score, source, vector), aliases (JSON) and the parsed
+                header as JSON (codec.py)
     affected    one row per `affected[]` entry: full ecosystem ("Debian:12"), its family
-                ("Debian"), the normalised package name, and the entry as JSON; indexed by
-                (ecosystem, name) and (family, name) so the matcher needs one indexed query
+                ("Debian"), the normalised package name, the entry as JSON, and its compiled
+                form (core/matching/compiled.py: ranges validated and sorted at import, what a
+                match evaluates); indexed by (ecosystem, name) and (family, name) so the matcher
+                needs one indexed query
     aliases     every id and alias seen -> its alias group (aliases.py)
     withdrawn   tombstones of withdrawn ids, so an older copy imported later does not come back
 
@@ -35,17 +38,19 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from operator import itemgetter
 from pathlib import Path
 from typing import Generic, TypeVar
 from urllib.parse import quote
 
 from tidegate.core.advisory import Advisory, AffectedPackage, Rating
 from tidegate.core.errors import VulnDBError
+from tidegate.core.matching.compiled import INDEX, RECORD_ID, Row, compile_entry
 from tidegate.core.models import Severity
 from tidegate.vulndb import codec
 from tidegate.vulndb.aliases import compute_groups
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -61,6 +66,7 @@ CREATE TABLE advisories (
     severity TEXT,
     score REAL,
     rating_source TEXT,
+    vector TEXT,
     aliases TEXT NOT NULL,
     header TEXT NOT NULL
 );
@@ -73,6 +79,7 @@ CREATE TABLE affected (
     family TEXT NOT NULL,
     name TEXT NOT NULL,
     entry TEXT NOT NULL,
+    compiled TEXT NOT NULL,
     PRIMARY KEY (advisory_id, idx)
 );
 CREATE INDEX affected_ecosystem_name ON affected (ecosystem, name);
@@ -85,6 +92,7 @@ CREATE TABLE withdrawn (id TEXT PRIMARY KEY, modified INTEGER NOT NULL);
 _PEP503 = re.compile(r"[-_.]+")
 _CVSS_PREFERENCE = {"CVSS_V4": 3, "CVSS_V3": 2, "CVSS_V2": 1}
 _CHUNK = 400
+_ID_AND_INDEX = itemgetter(RECORD_ID, INDEX)
 """Names per `IN (...)` query: well under SQLite's 999-variable floor of old builds."""
 
 
@@ -161,6 +169,7 @@ class VulnStore:
         self._entries: _LRU[tuple[str, str, str], tuple[tuple[str, AffectedPackage], ...]]
         self._entries = _LRU(cache_size)
         self._header_text: _LRU[str, str] = _LRU(cache_size * 4)
+        self._compiled: _LRU[tuple[str, str, str], tuple[Row, ...]] = _LRU(cache_size)
 
     @classmethod
     def open(cls, path: Path | str, *, readonly: bool = True) -> VulnStore:
@@ -256,6 +265,66 @@ class VulnStore:
                 out[original] = found
         return out
 
+    def compiled_for_many(
+        self, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[Row]]:
+        """The compiled entries (core/matching/compiled.py) naming each (ecosystem, name), in
+        (record id, entry index) order, looked up as `advisories_for` looks them up.
+
+        What a scan matches from: one query per ecosystem and chunk of names, one JSON document
+        per name (SQLite joins a name's compiled entries), no dataclass per entry.
+        """
+        wanted: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
+        for ecosystem, name in keys:
+            column = "ecosystem" if ":" in ecosystem else "family"
+            key = (column, ecosystem, normalize_name(ecosystem, name))
+            wanted.setdefault(key, []).append((ecosystem, name))
+        have: dict[tuple[str, str, str], tuple[Row, ...]] = {}
+        by_lookup: dict[tuple[str, str], list[str]] = {}
+        for key in wanted:
+            cached = self._compiled.get(key)
+            if cached is None:
+                by_lookup.setdefault(key[:2], []).append(key[2])
+            else:
+                have[key] = cached
+        for (column, ecosystem), names in by_lookup.items():
+            for start in range(0, len(names), _CHUNK):
+                have.update(self._load_compiled(column, ecosystem, names[start : start + _CHUNK]))
+        out: dict[tuple[str, str], list[Row]] = {}
+        for key, asked in wanted.items():
+            found = list(have[key])
+            for original in asked:
+                out[original] = found
+        return out
+
+    def _load_compiled(
+        self, column: str, ecosystem: str, names: list[str]
+    ) -> dict[tuple[str, str, str], tuple[Row, ...]]:
+        marks = ",".join("?" * len(names))
+        rows = self._rows(
+            f"SELECT name, '[' || group_concat(compiled, ',') || ']' FROM affected "
+            f"WHERE {column} = ? AND name IN ({marks}) GROUP BY name",
+            (ecosystem, *names),
+        )
+        texts = {str(name): str(text) for name, text in rows}
+        found: dict[tuple[str, str, str], tuple[Row, ...]] = {}
+        for name in names:
+            text = texts.get(name)
+            entries: list[Row] = json.loads(text) if text is not None else []
+            # group_concat's order is unspecified: restore `advisories_for`'s order.
+            entries.sort(key=_ID_AND_INDEX)
+            key = (column, ecosystem, name)
+            found[key] = tuple(entries)
+            self._compiled.put(key, found[key])
+        return found
+
+    def entry(self, vuln_id: str, index: int) -> AffectedPackage | None:
+        """Entry `index` of record `vuln_id`, decoded; None when there is no such entry."""
+        rows = self._rows(
+            "SELECT entry FROM affected WHERE advisory_id = ? AND idx = ?", (vuln_id, index)
+        )
+        return codec.decode_affected(str(rows[0][0])) if rows else None
+
     def _load(self, column: str, ecosystem: str, names: list[str]) -> None:
         """Fill the entry cache for these names of one ecosystem (or family).
 
@@ -316,14 +385,13 @@ class VulnStore:
         ):
             members[str(group)].add(str(member))
         ratings: dict[str, list[Rating]] = {g: [] for g in chunk}
-        for group, vid, header in self._rows(
-            "SELECT group_id, id, header FROM advisories "
+        # The rating columns hold the whole rating: no header of a group member is decoded.
+        for group, severity, score, vector, rsource in self._rows(
+            "SELECT group_id, severity, score, vector, rating_source FROM advisories "
             f"WHERE group_id IN ({marks}) AND severity IS NOT NULL",
             tuple(chunk),
         ):
-            rating = self._header(str(vid), str(header)).rating
-            if rating is not None:
-                ratings[str(group)].append(rating)
+            ratings[str(group)].append(_rating_of(severity, score, vector, rsource))
         for group in chunk:
             self._members.put(group, frozenset(members[group]))
             best = max(ratings[group], key=_rating_preference) if ratings[group] else None
@@ -385,11 +453,11 @@ class VulnStore:
         if cached is not None:
             return cached[0]
         rows = self._rows(
-            "SELECT id, header FROM advisories "
+            "SELECT severity, score, vector, rating_source FROM advisories "
             "WHERE (group_id = ? OR id = ?) AND severity IS NOT NULL",
             (group, vuln_id),
         )
-        ratings = [r for i, h in rows if (r := self._header(str(i), str(h)).rating) is not None]
+        ratings = [_rating_of(*row) for row in rows]
         best = max(ratings, key=_rating_preference) if ratings else None
         self._group_rating.put(group, (best,))
         return best
@@ -470,6 +538,19 @@ def _rating_preference(rating: Rating) -> tuple[int, int, float, int]:
     return (1 if order else 0, order, rating.score or 0.0, rating.severity.rank + known)
 
 
+_SEVERITIES = {s.value: s for s in Severity}
+
+
+def _rating_of(severity: object, score: object, vector: object, source: object) -> Rating:
+    """A record's rating from its rating columns."""
+    return Rating(
+        severity=_SEVERITIES[str(severity)],
+        score=float(score) if isinstance(score, (int, float)) else None,
+        vector=_opt(vector),
+        source=str(source) if source is not None else "",
+    )
+
+
 def _parse(value: object) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) and value else None
 
@@ -548,7 +629,7 @@ class StoreWriter:
         rating = adv.rating
         self._conn.execute(
             "INSERT INTO advisories (id, modified, published, source, severity, score, "
-            "rating_source, aliases, header) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "rating_source, vector, aliases, header) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 adv.id,
                 modified,
@@ -557,13 +638,14 @@ class StoreWriter:
                 rating.severity.value if rating else None,
                 rating.score if rating else None,
                 rating.source if rating else None,
+                rating.vector if rating else None,
                 json.dumps(list(adv.aliases)),
                 codec.encode_header(adv),
             ),
         )
         self._conn.executemany(
-            "INSERT INTO affected (advisory_id, idx, ecosystem, family, name, entry) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO affected (advisory_id, idx, ecosystem, family, name, entry, compiled) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     adv.id,
@@ -572,6 +654,7 @@ class StoreWriter:
                     ecosystem_family(a.ecosystem),
                     normalize_name(a.ecosystem, a.name),
                     codec.encode_affected(a),
+                    compile_entry(adv.id, i, a),
                 )
                 for i, a in enumerate(adv.affected)
             ],

@@ -7,13 +7,26 @@ DEBIAN-CVE, PYSEC ...) are merged into one finding shown under its CVE.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import contextlib
+import gc
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Protocol, runtime_checkable
 
 from tidegate.core.advisory import Advisory, AffectedPackage, EventKind, Rating
 from tidegate.core.errors import VersionError
+from tidegate.core.matching.compiled import (
+    ALPINE_NA,
+    ECOSYSTEM,
+    INDEX,
+    RECORD_ID,
+    Row,
+    evaluate_compiled,
+    rating_of,
+    specific_of,
+    usable_for,
+)
 from tidegate.core.matching.ecosystems import Query, queries_for
 from tidegate.core.matching.ranges import RangeMatch, evaluate
 from tidegate.core.models import (
@@ -62,12 +75,39 @@ class BatchAdvisorySource(AdvisorySource, Protocol):
         ...
 
 
+@runtime_checkable
+class CompiledAdvisorySource(BatchAdvisorySource, Protocol):
+    """A batching source that also stores each entry's compiled form (`compiled.py`): the
+    matcher evaluates from it and never decodes an entry, except the rare one compiled for
+    another version kind than the package's (`entry` gives it). The findings are the same."""
+
+    def compiled_for_many(
+        self, keys: Iterable[tuple[str, str]]
+    ) -> Mapping[tuple[str, str], Sequence[Row]]:
+        """Compiled entries per (ecosystem, name), in `advisories_for` order."""
+        ...
+
+    def entry(self, vuln_id: str, index: int) -> AffectedPackage | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class _Hit:
     advisory: Advisory
-    affected: AffectedPackage
+    entry: _EntryFacts
     query: Query
     match: RangeMatch
+
+
+@dataclass(frozen=True, slots=True)
+class _EntryFacts:
+    """What a finding needs of the entry that matched."""
+
+    ecosystem: str
+    specific: tuple[tuple[str, str], ...]
+    rating: Rating | None
+
+    def get(self, key: str) -> str | None:
+        return next((v for k, v in self.specific if k == key), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +116,7 @@ class _Candidate:
 
     record_id: str
     record: Callable[[], Advisory | None]
-    affected: AffectedPackage
+    entry: _EntryFacts
     query: Query
     match: RangeMatch
 
@@ -91,15 +131,39 @@ def match_packages(
     packages: Iterable[Package], os: OSInfo | None, source: AdvisorySource
 ) -> MatchOutcome:
     """Every vulnerability affecting `packages` (of an image whose distribution is `os`)."""
+    with _gc_paused():
+        return _match_packages(packages, os, source)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while matching.
+
+    A match allocates hundreds of thousands of small containers (decoded entries, findings) and
+    frees almost all of them by reference counting; left on, the collector rescans every live
+    object of the process again and again meanwhile (measured: about 40% of a large match).
+    Nothing here makes reference cycles that need it, and it is turned back on afterwards."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _match_packages(
+    packages: Iterable[Package], os: OSInfo | None, source: AdvisorySource
+) -> MatchOutcome:
     outcome = MatchOutcome()
     planned = [(pkg, queries_for(pkg, os)) for pkg in packages]
-    lookup = _lookup(planned, source)
-    per_package = [(pkg, _candidates(pkg, queries, lookup, outcome)) for pkg, queries in planned]
+    matching = _memo(_matcher(planned, source))
+    per_package = [(pkg, _candidates(pkg, queries, matching, outcome)) for pkg, queries in planned]
     if isinstance(source, BatchAdvisorySource):
         source.prefetch({c.record_id for _, found in per_package for c in found})
     for pkg, found in per_package:
         hits = [
-            _Hit(advisory, c.affected, c.query, c.match)
+            _Hit(advisory, c.entry, c.query, c.match)
             for c in found
             # None: the record vanished from a live source between the two reads
             if (advisory := c.record()) is not None
@@ -109,13 +173,17 @@ def match_packages(
     return outcome
 
 
+_Matching = Callable[[Query], list[_Candidate]]
+"""The entries that contain a query's version; raises VersionError when that version is bad."""
+
+
 def _candidates(
-    pkg: Package, queries: list[Query], lookup: _Lookup, outcome: MatchOutcome
+    pkg: Package, queries: list[Query], matching: _Matching, outcome: MatchOutcome
 ) -> list[_Candidate]:
     found: list[_Candidate] = []
     for query in queries:
         try:
-            found.extend(_matching(query, lookup))
+            found.extend(matching(query))
         except VersionError as exc:
             where = pkg.locations[0].path if pkg.locations else pkg.name
             reason = f"{pkg.name} {query.version}: not matched, {exc}"
@@ -124,42 +192,83 @@ def _candidates(
     return found
 
 
-_Entries = Iterable[tuple[str, Callable[[], Advisory | None], AffectedPackage]]
-_Lookup = Callable[[str, str], _Entries]
+def _memo(matching: _Matching) -> _Matching:
+    """Evaluate each distinct query once: the binary packages of one source package ask the
+    same (source name, version) question."""
+    done: dict[Query, list[_Candidate]] = {}
+
+    def memo(query: Query) -> list[_Candidate]:
+        found = done.get(query)
+        if found is None:
+            found = done[query] = matching(query)
+        return found
+
+    return memo
 
 
-def _lookup(planned: list[tuple[Package, list[Query]]], source: AdvisorySource) -> _Lookup:
-    """Entries per (ecosystem, name), each with its record id and a way to read the record:
-    from one batched fetch when the source can batch (records read only for entries that
-    match)."""
-    if not isinstance(source, BatchAdvisorySource):
+def _matcher(planned: list[tuple[Package, list[Query]]], source: AdvisorySource) -> _Matching:
+    """How to find the entries holding a query's version: from compiled entries fetched for the
+    whole catalogue when the source has them, else from decoded entries (one batched fetch when
+    the source can batch, records read only for entries that match; else one call per query)."""
+    keys = {(q.lookup, q.name) for _, qs in planned for q in qs}
+    if isinstance(source, CompiledAdvisorySource):
+        return partial(_compiled, source, source.compiled_for_many(keys))
+    if isinstance(source, BatchAdvisorySource):
+        batch = source
+        found = batch.entries_for_many(keys)
 
-        def single(ecosystem: str, name: str) -> _Entries:
-            for adv, aff in source.advisories_for(ecosystem, name):
-                yield adv.id, _const(adv), aff
+        def batched(query: Query) -> list[_Candidate]:
+            entries = found.get((query.lookup, query.name), ())
+            return _decoded(query, ((v, partial(batch.header, v), a) for v, a in entries))
 
-        return single
-    batch = source
-    found = batch.entries_for_many({(q.lookup, q.name) for _, qs in planned for q in qs})
+        return batched
 
-    def batched(ecosystem: str, name: str) -> _Entries:
-        for vid, aff in found.get((ecosystem, name), ()):
-            yield vid, partial(batch.header, vid), aff
+    def single(query: Query) -> list[_Candidate]:
+        entries = source.advisories_for(query.lookup, query.name)
+        return _decoded(query, ((adv.id, _const(adv), aff) for adv, aff in entries))
 
-    return batched
+    return single
 
 
 def _const(adv: Advisory) -> Callable[[], Advisory]:
     return lambda: adv
 
 
-def _matching(query: Query, lookup: _Lookup) -> Iterable[_Candidate]:
-    for vid, record, affected in lookup(query.lookup, query.name):
+def _decoded(
+    query: Query, entries: Iterable[tuple[str, Callable[[], Advisory | None], AffectedPackage]]
+) -> list[_Candidate]:
+    found: list[_Candidate] = []
+    for vid, record, affected in entries:
         if not query.covers(affected.ecosystem) or _alpine_not_affected(query, affected):
             continue
         result = evaluate(query.version, affected, query.kind)
         if result.match is not None:
-            yield _Candidate(vid, record, affected, query, result.match)
+            facts = _EntryFacts(affected.ecosystem, affected.ecosystem_specific, affected.rating)
+            found.append(_Candidate(vid, record, facts, query, result.match))
+    return found
+
+
+def _compiled(
+    source: CompiledAdvisorySource, rows: Mapping[tuple[str, str], Sequence[Row]], query: Query
+) -> list[_Candidate]:
+    found: list[_Candidate] = []
+    alpine = query.family == "Alpine"
+    for row in rows.get((query.lookup, query.name), ()):
+        ecosystem: str = row[ECOSYSTEM]
+        if not query.covers(ecosystem) or (alpine and row[ALPINE_NA]):
+            continue
+        vid: str = row[RECORD_ID]
+        if usable_for(row, query.kind):
+            match = evaluate_compiled(query.version, row, query.kind)
+        else:
+            affected = source.entry(vid, row[INDEX])
+            match = (
+                None if affected is None else evaluate(query.version, affected, query.kind).match
+            )
+        if match is not None:
+            facts = _EntryFacts(ecosystem, specific_of(row), rating_of(row))
+            found.append(_Candidate(vid, partial(source.header, vid), facts, query, match))
+    return found
 
 
 def _alpine_not_affected(query: Query, affected: AffectedPackage) -> bool:
@@ -209,7 +318,7 @@ def _finding(pkg: Package, key: str, hits: list[_Hit], source: AdvisorySource) -
         evidence=tuple(
             MatchEvidence(
                 record_id=h.advisory.id,
-                ecosystem=h.affected.ecosystem,
+                ecosystem=h.entry.ecosystem,
                 searched_name=h.query.name,
                 matched_on=h.query.matched_on,
                 range=h.match.range,
@@ -234,8 +343,8 @@ _WONT_FIX = frozenset({"ignored", "end-of-life", "will-not-fix", "wont-fix"})
 def _status(hits: list[_Hit], has_fix: bool) -> FixState:
     if has_fix:
         return FixState.FIXED
-    kinds = {h.affected.specific("tracker_kind") or "" for h in hits}
-    kinds |= {h.affected.specific("status") or "" for h in hits}
+    kinds = {h.entry.get("tracker_kind") or "" for h in hits}
+    kinds |= {h.entry.get("status") or "" for h in hits}
     if kinds & _WONT_FIX:
         return FixState.WONT_FIX
     if kinds & _DEFERRED:
@@ -257,8 +366,8 @@ def _rating(hits: list[_Hit], group: Rating | None) -> tuple[Rating | None, str]
             assert r is not None
             return r, f"{r.source} ({h.advisory.id})"
     for h in hits:
-        if h.affected.rating is not None and h.affected.rating.severity is not Severity.UNKNOWN:
-            return h.affected.rating, f"{h.affected.rating.source} ({h.advisory.id})"
+        if h.entry.rating is not None and h.entry.rating.severity is not Severity.UNKNOWN:
+            return h.entry.rating, f"{h.entry.rating.source} ({h.advisory.id})"
     if group is not None:
         return group, f"{group.source} (alias group of {hits[0].advisory.id})"
     for h in hits:

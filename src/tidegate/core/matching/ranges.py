@@ -14,9 +14,10 @@ reported in `RangeEvaluation.skipped`, never a crash. The installed version itse
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cmp_to_key, lru_cache
+from typing import Any
 
 from tidegate.core.advisory import AffectedPackage, Event, EventKind, Range, RangeType
 from tidegate.core.errors import VersionError
@@ -58,12 +59,22 @@ class RangeEvaluation:
     """Ranges that were not evaluated because the record holds versions that do not parse."""
 
 
+INTRODUCED, FIXED, LAST_AFFECTED = 0, 1, 2
+"""Event codes of a prepared range (limits are kept apart)."""
+_CODES = {EventKind.INTRODUCED: INTRODUCED, EventKind.FIXED: FIXED}
+_NAMES = ("introduced", "fixed", "last_affected")
+
+PreparedEvent = tuple[int, str]
+"""(event code, version): plain pairs, so that a compiled form (`compiled.py`) read from JSON
+lists can be evaluated as it is."""
+
+
 @dataclass(frozen=True, slots=True)
-class _Prepared:
+class Prepared:
     """A range made ready to evaluate: validated, events sorted, limits apart."""
 
     kind: VersionKind
-    events: tuple[Event, ...]
+    events: tuple[PreparedEvent, ...]
     limits: tuple[str, ...]
 
 
@@ -72,32 +83,32 @@ def evaluate(version: str, affected: AffectedPackage, kind: VersionKind) -> Rang
 
     Raises VersionError only when `version` itself is not a valid `kind` version.
     """
-    _check_version(kind, version)
+    check_version(kind, version)
     skipped: list[SkippedRange] = []
     match: RangeMatch | None = None
     for index, rng in enumerate(affected.ranges):
         if rng.type == RangeType.GIT:
             continue
-        prepared = _prepare(rng, kind)
+        prepared = prepare(rng, kind)
         if isinstance(prepared, str):
             skipped.append(SkippedRange(index, prepared))
             continue
         try:
-            found = _match_range(version, prepared, index)
+            found = _match_range(version, prepared.kind, prepared.events, prepared.limits, index)
         except VersionError as exc:  # the version does not parse as this range's kind
             skipped.append(SkippedRange(index, str(exc)))
             continue
         if match is None:
             match = found
     if match is None and affected.versions:
-        match = _match_listed(version, affected.versions, kind, skipped)
+        match = match_listed(version, affected.versions, kind, skipped)
     if not affected.ranges and not affected.versions:
         skipped.append(SkippedRange(None, "entry has neither ranges nor versions"))
     return RangeEvaluation(match, tuple(skipped))
 
 
 @lru_cache(maxsize=65536)
-def _check_version(kind: VersionKind, version: str) -> None:
+def check_version(kind: VersionKind, version: str) -> None:
     """Raise VersionError unless `version` parses; a package's version is checked against every
     entry naming it, so remember the ones that passed (failures are not cached: they raise)."""
     comparator(kind).parse(version)
@@ -115,7 +126,7 @@ def _range_kind(rng: Range, kind: VersionKind) -> VersionKind:
 
 
 @lru_cache(maxsize=16384)
-def _prepare(rng: Range, kind: VersionKind) -> _Prepared | str:
+def prepare(rng: Range, kind: VersionKind) -> Prepared | str:
     """Validate and sort a range's events, or say why it cannot be evaluated."""
     if not rng.events:
         return "range has no events"
@@ -134,8 +145,9 @@ def _prepare(rng: Range, kind: VersionKind) -> _Prepared | str:
         # can only over-report, never hide a vulnerable version.
         events.insert(0, Event(EventKind.INTRODUCED, "0"))
     events.sort(key=cmp_to_key(_event_order(cmp)))
+    pairs = tuple((_CODES.get(e.kind, LAST_AFFECTED), e.version) for e in events)
     # A version is inside the limits when it is below any of them; "*" lifts the bound.
-    return _Prepared(range_kind, tuple(events), () if "*" in limits else limits)
+    return Prepared(range_kind, pairs, () if "*" in limits else limits)
 
 
 def _is_open_bound(event: Event) -> bool:
@@ -155,48 +167,65 @@ def _event_order(cmp: Comparator) -> Callable[[Event, Event], int]:
     return order
 
 
-def _match_range(version: str, prepared: _Prepared, index: int) -> RangeMatch | None:
-    cmp = comparator(prepared.kind)
-    if prepared.limits and not any(cmp.compare(version, lim) < 0 for lim in prepared.limits):
+def match_prepared(
+    version: str,
+    kind: VersionKind,
+    events: Sequence[Sequence[Any]],
+    limits: Sequence[str],
+    index: int,
+) -> RangeMatch | None:
+    """The interval of a prepared range (`Prepared`, or its compiled JSON form) holding
+    `version`, or None; None too when `version` does not parse as `kind` (`evaluate` reports
+    such a range as skipped: either way it does not match)."""
+    try:
+        return _match_range(version, kind, events, limits, index)
+    except VersionError:
+        return None
+
+
+def _match_range(
+    version: str,
+    kind: VersionKind,
+    events: Sequence[Sequence[Any]],
+    limits: Sequence[str],
+    index: int,
+) -> RangeMatch | None:
+    compare = comparator(kind).compare
+    if limits and not any(compare(version, lim) < 0 for lim in limits):
         return None
     opened: int | None = None
-    for position, event in enumerate(prepared.events):
-        if event.kind == EventKind.INTRODUCED:
-            if event.version == "0" or cmp.compare(version, event.version) >= 0:
+    for position, (code, at) in enumerate(events):
+        if code == INTRODUCED:
+            if at == "0" or compare(version, at) >= 0:
                 opened = position
-        elif opened is not None and _closes(cmp, version, event):
-            opened = None
+        elif opened is not None:
+            # A `fixed` at or below the version, or a `last_affected` below it, closes it.
+            order = compare(version, at)
+            if order >= 0 if code == FIXED else order > 0:
+                opened = None
     if opened is None:
         return None
-    return _describe(prepared, opened, index)
+    return _describe(events, limits, opened, index)
 
 
-def _closes(cmp: Comparator, version: str, event: Event) -> bool:
-    """Whether a `fixed` or `last_affected` event puts `version` past the open interval."""
-    order = cmp.compare(version, event.version)
-    return order >= 0 if event.kind == EventKind.FIXED else order > 0
-
-
-def _describe(prepared: _Prepared, opened: int, index: int) -> RangeMatch:
-    start = prepared.events[opened]
-    closing = next(
-        (e for e in prepared.events[opened + 1 :] if e.kind != EventKind.INTRODUCED), None
-    )
-    words = [f"introduced {start.version}"]
+def _describe(
+    events: Sequence[Sequence[Any]], limits: Sequence[str], opened: int, index: int
+) -> RangeMatch:
+    start = events[opened][1]
+    closing = next((e for e in events[opened + 1 :] if e[0] != INTRODUCED), None)
+    words = [f"introduced {start}"]
     if closing is not None:
-        words.append(f"{closing.kind.value} {closing.version}")
-    words.extend(f"limit {lim}" for lim in prepared.limits)
+        words.append(f"{_NAMES[closing[0]]} {closing[1]}")
+    words.extend(f"limit {lim}" for lim in limits)
     return RangeMatch(
         range=", ".join(words),
-        fixed=(closing.version,) if closing and closing.kind == EventKind.FIXED else (),
-        last_affected=closing.version
-        if closing and closing.kind == EventKind.LAST_AFFECTED
-        else None,
+        fixed=(closing[1],) if closing and closing[0] == FIXED else (),
+        last_affected=closing[1] if closing and closing[0] == LAST_AFFECTED else None,
         range_index=index,
     )
 
 
-def _match_listed(
+def match_listed(
     version: str, listed: tuple[str, ...], kind: VersionKind, skipped: list[SkippedRange]
 ) -> RangeMatch | None:
     cmp = comparator(kind)
