@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     admin_password: SecretStr | None = None
     """Password of the `admin` user created on first start (a random one is printed otherwise)."""
     login_token_ttl: timedelta = timedelta(hours=12)
+    encryption_key: SecretStr | None = None
+    """Seals registry credentials at rest (at least 16 characters); without it none are stored."""
     embedded_workers: int = Field(default=1, ge=0, le=64)
     """In-process scan workers started with the console (0: only remote `tidegate scanner`s)."""
     scheduler: bool = True

@@ -11,6 +11,7 @@ from tidegate.console.routes.gate import router as gate_router
 from tidegate.console.routes.images import router as images_router
 from tidegate.console.routes.jobs import router as jobs_router
 from tidegate.console.routes.policies import router as policies_router
+from tidegate.console.routes.registries import router as registries_router
 from tidegate.console.routes.tokens import router as tokens_router
 from tidegate.console.routes.users import router as users_router
 
@@ -26,5 +27,6 @@ def routers() -> list[APIRouter]:
         policies_router,
         acks_router,
         gate_router,
+        registries_router,
         jobs_router,
     ]

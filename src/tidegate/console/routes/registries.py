@@ -1,0 +1,204 @@
+"""Registries: on-board (CRUD), test the connection, pull now, list pull runs, and the push
+webhook each registry's notifications call.
+
+Reading needs `registries:read`, changes `registries:write`. The webhook takes no API token: it
+is authenticated by the registry's own secret in the Authorization header, as the registry's
+notification config sends it (`Bearer <secret>` or the raw value).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request, Response, status
+from fastapi.responses import JSONResponse
+
+from tidegate.console.deps import ClockDep, DatabaseDep, Principal, SessionDep, SettingsDep, require
+from tidegate.console.errors import error_response
+from tidegate.console.schemas.common import ERROR_RESPONSES, ErrorBody
+from tidegate.console.schemas.registries import (
+    ConnectionReportPublic,
+    RegistryCreate,
+    RegistryCreated,
+    RegistryPatch,
+    RegistryPublic,
+    RunPublic,
+    WebhookAccepted,
+    WebhookSecret,
+)
+from tidegate.console.settings import Settings
+from tidegate.core.roles import Permission
+from tidegate.services import registries
+from tidegate.store.registries import ManagedRegistryRow, RegistryRunRow
+
+router = APIRouter(prefix="/registries", tags=["registries"], responses={**ERROR_RESPONSES})
+Reader = Annotated[Principal, Depends(require(Permission.REGISTRIES_READ))]
+Writer = Annotated[Principal, Depends(require(Permission.REGISTRIES_WRITE))]
+
+
+def _key(settings: Settings) -> str | None:
+    key = settings.encryption_key
+    return key.get_secret_value() if key is not None else None
+
+
+def _public(row: ManagedRegistryRow) -> dict[str, Any]:
+    return {
+        "name": row.name, "url": row.url, "host": row.host, "kind": row.kind,
+        "auth": row.auth_kind, "insecure": row.insecure, "has_ca": bool(row.ca_pem),
+        "schedule": row.schedule, "next_run": row.next_run, "scoping": row.scoping,
+        "retention": row.retention, "webhook_path": f"/api/v1/registries/{row.name}/webhook",
+        "created": row.created, "updated": row.updated, "updated_by": row.updated_by,
+    }  # fmt: skip
+
+
+def _run(row: RegistryRunRow, name: str) -> RunPublic:
+    return RunPublic(
+        id=row.id, registry=name, trigger=row.trigger, state=row.state, started=row.started,
+        finished=row.finished, added=row.added, kept=row.kept, retired=row.retired,
+        errors=row.errors,
+    )  # fmt: skip
+
+
+@router.get("", response_model=list[RegistryPublic])
+def list_registries(_p: Reader, session: SessionDep) -> list[RegistryPublic]:
+    return [RegistryPublic.model_validate(_public(r)) for r in registries.list_registries(session)]
+
+
+@router.post("", response_model=RegistryCreated, status_code=status.HTTP_201_CREATED)
+def create_registry(
+    body: RegistryCreate,
+    principal: Writer,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+) -> RegistryCreated:
+    """Register a registry; the answer carries its webhook secret, this once."""
+    spec = registries.RegistrySpec(
+        name=body.name, url=body.url, kind=body.kind,
+        credentials=body.credentials.domain() if body.credentials else None,
+        insecure=body.insecure, ca_pem=body.ca_pem, schedule=body.schedule,
+        scoping=body.scoping.domain(), retention=body.retention.domain(),
+        webhook_secret=body.webhook_secret,
+    )  # fmt: skip
+    row, secret = registries.create_registry(
+        session, spec=spec, key=_key(settings), actor=principal.name, now=clock()
+    )
+    return RegistryCreated.model_validate({**_public(row), "webhook_secret": secret})
+
+
+@router.get("/{name}", response_model=RegistryPublic)
+def get_registry(name: str, _p: Reader, session: SessionDep) -> RegistryPublic:
+    return RegistryPublic.model_validate(_public(registries.get_registry(session, name=name)))
+
+
+@router.patch("/{name}", response_model=RegistryPublic)
+def update_registry(
+    name: str,
+    body: RegistryPatch,
+    principal: Writer,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+) -> RegistryPublic:
+    row = registries.update_registry(
+        session, name=name, changes=body.changes(), key=_key(settings), actor=principal.name,
+        now=clock(),
+    )  # fmt: skip
+    return RegistryPublic.model_validate(_public(row))
+
+
+@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_registry(name: str, principal: Writer, session: SessionDep, clock: ClockDep) -> Response:
+    registries.delete_registry(session, name=name, actor=principal.name, now=clock())
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{name}/webhook-secret", response_model=WebhookSecret)
+def rotate_webhook_secret(
+    name: str, principal: Writer, session: SessionDep, clock: ClockDep
+) -> WebhookSecret:
+    """Replace the webhook secret (the old one stops working now); shown this once."""
+    secret = registries.rotate_webhook_secret(session, name=name, actor=principal.name, now=clock())
+    return WebhookSecret(webhook_secret=secret)
+
+
+@router.post("/{name}/test", response_model=ConnectionReportPublic)
+def check_registry(
+    name: str, _p: Writer, session: SessionDep, settings: SettingsDep
+) -> ConnectionReportPublic:
+    """Probe the registry with its credentials: ok, or what is wrong (DNS, TLS, 401 and the
+    scheme asked for, not a registry)."""
+    report = registries.check_connection(session, name=name, key=_key(settings))
+    return ConnectionReportPublic(
+        ok=report.ok, message=report.message,
+        problem=report.problem.value if report.problem else None,
+        auth_scheme=report.auth_scheme, api_version=report.api_version,
+    )  # fmt: skip
+
+
+@router.post("/{name}/pull", response_model=RunPublic)
+def pull_registry(
+    name: str, _p: Writer, database: DatabaseDep, clock: ClockDep, settings: SettingsDep
+) -> RunPublic:
+    """Run the scheduled pull now; the answer is the run's report."""
+    run = registries.run_pull(database, name=name, now=clock(), key=_key(settings), clock=clock)
+    with database.session() as session:
+        rows = registries.list_runs(session, name=name, limit=1)
+        return _run(rows[0], run.registry)
+
+
+@router.get("/{name}/runs", response_model=list[RunPublic])
+def list_runs(
+    name: str, _p: Reader, session: SessionDep, limit: int = 50, before: int | None = None
+) -> list[RunPublic]:
+    rows = registries.list_runs(session, name=name, limit=max(1, min(limit, 500)), before=before)
+    return [_run(r, name) for r in rows]
+
+
+async def _webhook_body(request: Request) -> bytes:
+    """The body, read up to one byte past the limit (the parser refuses what is larger)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > registries.MAX_WEBHOOK_BYTES:
+            break
+    return b"".join(chunks)
+
+
+@router.post(
+    "/{name}/webhook",
+    response_model=WebhookAccepted,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        400: {"model": ErrorBody}, 413: {"model": ErrorBody}, 422: {"model": ErrorBody},
+    },
+)  # fmt: skip
+def registry_webhook(
+    name: str,
+    request: Request,
+    session: SessionDep,
+    clock: ClockDep,
+    body: Annotated[bytes, Depends(_webhook_body)],
+    authorization: Annotated[str | None, Header()] = None,
+) -> WebhookAccepted | JSONResponse:
+    """Push notifications: a Distribution envelope or a Harbor PUSH_ARTIFACT event. Each new
+    digest becomes an image and a scan job; the same digest again is neither."""
+    now = clock()
+    source = request.client.host if request.client else "unknown"
+    row = registries.verify_webhook(
+        session, name=name, authorization=authorization, now=now, source=source
+    )
+    if row is None:  # answered, not raised: the refusal's audit event must commit
+        return error_response(401, "unauthorized", f"webhook of registry {name!r}: missing or "
+                              "wrong secret in the Authorization header")  # fmt: skip
+    try:
+        events, ignored = registries.parse_webhook(body)
+    except registries.WebhookBodyError as exc:
+        return error_response(exc.status, "invalid_webhook", str(exc))
+    result = registries.ingest_webhook(
+        session, registry=row, events=events, ignored=ignored, now=now
+    )
+    return WebhookAccepted(events=result.events, ignored=result.ignored,
+                           new_images=result.new_images, queued=result.queued)  # fmt: skip
