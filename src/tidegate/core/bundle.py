@@ -1,0 +1,573 @@
+"""The policy bundle: everything an enforcer needs to decide container starts on its own.
+
+Owns: `PolicyBundle` (the group's settings, the runtime policies, the services, and an
+`ImageIndex` of every registered image by manifest digest, config digest and name), its JSON form
+(`bundle_to_json` / `bundle_from_json`, hostile input refused with a `BundleError` naming the
+field), the JSON form of runtime policies and services (shared with the console's store), and the
+bundle version: a hash of the content, so an unchanged bundle keeps its version (ETag).
+
+Digests are kept as their first 128 bits (16 bytes): 100,000 images fit in a few MB and a lookup
+is one dict probe, while a forged digest matching a registered one stays out of reach (2^128).
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from tidegate.core.errors import TidegateError
+from tidegate.core.policy import LabelRule, Mode
+from tidegate.core.runtime import (
+    ImageState,
+    ImageStateKind,
+    RuntimeControls,
+    RuntimePolicy,
+    RuntimePolicyId,
+    RuntimeScope,
+    Service,
+    ServiceRule,
+    split_image_name,
+)
+
+__all__ = [
+    "BUNDLE_FORMAT",
+    "BundleError",
+    "EnforcerGroupInfo",
+    "FailMode",
+    "ImageIndex",
+    "ImageRecord",
+    "PolicyBundle",
+    "build_bundle",
+    "build_image_index",
+    "bundle_from_json",
+    "bundle_to_json",
+    "digest_key",
+    "runtime_policy_from_json",
+    "runtime_policy_to_json",
+    "service_from_json",
+    "service_to_json",
+]
+
+BUNDLE_FORMAT = 1
+KEY_BYTES = 16
+_E = TypeVar("_E", bound=StrEnum)
+
+
+class BundleError(TidegateError):
+    """A policy bundle (or a runtime policy / service document) that is malformed."""
+
+
+class FailMode(StrEnum):
+    OPEN = "open"
+    """Undecidable (no bundle, malformed request): allow, and record why."""
+    CLOSED = "closed"
+    """Undecidable: deny."""
+
+
+@dataclass(frozen=True, slots=True)
+class EnforcerGroupInfo:
+    name: str
+    mode: Mode = Mode.AUDIT
+    admission_enabled: bool = True
+    fail_mode: FailMode = FailMode.OPEN
+    audit_all: bool = False
+    """Record allowed starts too (level info), not only violations."""
+
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def digest_key(digest: str) -> bytes:
+    """The 16-byte key of a digest: "sha256:<hex>", a bare 64-hex image ID, or another algorithm."""
+    text = digest.strip().lower()
+    hex_part = text[7:] if text.startswith("sha256:") else text
+    if _HEX64.fullmatch(hex_part):
+        return bytes.fromhex(hex_part[: KEY_BYTES * 2])
+    return hashlib.sha256(text.encode()).digest()[:KEY_BYTES]
+
+
+def _name_key(ref: str) -> str:
+    """The canonical `registry/repository:tag` an image name is indexed under."""
+    name = split_image_name(ref)
+    return f"{name.name}:{name.tag or 'latest'}"
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRecord:
+    """One inventory image as the bundle builder takes it."""
+
+    status: ImageStateKind
+    manifest_digest: str | None = None
+    config_digest: str | None = None
+    names: tuple[str, ...] = ()
+    """Names it currently carries ("registry/repo:tag")."""
+    reason: str = ""
+    executables: tuple[str, ...] = ()
+    """Paths of the executables in the image (drift prevention)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImageIndex:
+    """Registered images by every identity: digest keys -> state, names -> digest key."""
+
+    states: Mapping[bytes, ImageStateKind] = field(default_factory=dict)
+    reasons: Mapping[bytes, str] = field(default_factory=dict)
+    names: Mapping[str, bytes] = field(default_factory=dict)
+    executables: Mapping[bytes, tuple[str, ...]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+    def _state(self, key: bytes, how: str) -> ImageState | None:
+        kind = self.states.get(key)
+        if kind is None:
+            return None
+        reason = self.reasons.get(key) or f"matched by {how}"
+        return ImageState(kind=kind, reason=reason)
+
+    def lookup(
+        self,
+        *,
+        image_id: str | None = None,
+        manifest_digest: str | None = None,
+        image_ref: str | None = None,
+    ) -> ImageState:
+        """The image's state by any identity it was started with (DESIGN.md "Image identity")."""
+        candidates: list[tuple[bytes, str]] = []
+        if manifest_digest:
+            candidates.append((digest_key(manifest_digest), "manifest digest"))
+        if image_id:
+            candidates.append((digest_key(image_id), "config digest"))
+        if image_ref:
+            name = split_image_name(image_ref)
+            if name.digest:
+                candidates.append((digest_key(name.digest), "digest in the image name"))
+            elif _HEX64.fullmatch(image_ref.lower().removeprefix("sha256:")):
+                candidates.append((digest_key(image_ref), "image ID"))
+            else:
+                key = self.names.get(_name_key(image_ref))
+                if key is not None:
+                    candidates.append((key, f"name {_name_key(image_ref)}"))
+        for key, how in candidates:
+            state = self._state(key, how)
+            if state is not None:
+                return state
+        return ImageState(kind=ImageStateKind.UNREGISTERED, reason="unknown to the console")
+
+    def executables_of(self, *digests: str) -> tuple[str, ...] | None:
+        """The executable inventory of the image (None: unknown)."""
+        for digest in digests:
+            found = self.executables.get(digest_key(digest))
+            if found is not None:
+                return found
+        return None
+
+
+def build_image_index(records: Iterable[ImageRecord]) -> ImageIndex:
+    states: dict[bytes, ImageStateKind] = {}
+    reasons: dict[bytes, str] = {}
+    names: dict[str, bytes] = {}
+    executables: dict[bytes, tuple[str, ...]] = {}
+    for record in records:
+        keys = [digest_key(d) for d in (record.manifest_digest, record.config_digest) if d]
+        if not keys:
+            continue
+        for key in keys:
+            states[key] = record.status
+            if record.reason and record.status is ImageStateKind.REGISTERED_DISALLOWED:
+                reasons[key] = record.reason
+            if record.executables:
+                executables[key] = record.executables
+        for name in record.names:
+            names[_name_key(name)] = keys[0]
+    return ImageIndex(states=states, reasons=reasons, names=names, executables=executables)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyBundle:
+    version: str
+    """A hash of the content (not of `generated_at`): the ETag enforcers poll with."""
+    generated_at: datetime
+    group: EnforcerGroupInfo
+    policies: tuple[RuntimePolicy, ...] = ()
+    services: tuple[Service, ...] = ()
+    images: ImageIndex = field(default_factory=ImageIndex)
+
+    def image_state(
+        self,
+        *,
+        image_id: str | None = None,
+        manifest_digest: str | None = None,
+        image_ref: str | None = None,
+    ) -> ImageState:
+        return self.images.lookup(
+            image_id=image_id, manifest_digest=manifest_digest, image_ref=image_ref
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON of policies and services
+
+
+def _scope_to_json(scope: RuntimeScope) -> dict[str, Any]:
+    return {
+        "enforcer_groups": list(scope.enforcer_groups),
+        "hosts": list(scope.hosts),
+        "namespaces": list(scope.namespaces),
+        "container_labels": [{"key": r.key, "value": r.value} for r in scope.container_labels],
+        "images": list(scope.images),
+        "registries": list(scope.registries),
+        "repositories": list(scope.repositories),
+        "services": list(scope.services),
+    }
+
+
+def _controls_to_json(controls: RuntimeControls) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in RuntimeControls.__dataclass_fields__:
+        value = getattr(controls, name)
+        out[name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def runtime_policy_to_json(policy: RuntimePolicy) -> dict[str, Any]:
+    return {
+        "id": policy.id,
+        "name": policy.name,
+        "description": policy.description,
+        "mode": policy.mode.value,
+        "enabled": policy.enabled,
+        "version": policy.version,
+        "is_default": policy.is_default,
+        "enforce_after": policy.enforce_after.isoformat() if policy.enforce_after else None,
+        "scope": _scope_to_json(policy.scope),
+        "controls": _controls_to_json(policy.controls),
+    }
+
+
+def service_to_json(service: Service) -> dict[str, Any]:
+    return {
+        "name": service.name,
+        "priority": service.priority,
+        "description": service.description,
+        "rules": [
+            {
+                "labels": [{"key": r.key, "value": r.value} for r in rule.labels],
+                "namespaces": list(rule.namespaces),
+                "images": list(rule.images),
+            }
+            for rule in service.rules
+        ],
+    }
+
+
+class _Reader:
+    """Typed access to a hostile JSON object; every error names the field's path."""
+
+    def __init__(self, data: object, where: str) -> None:
+        if not isinstance(data, dict):
+            raise BundleError(f"{where}: expected an object, got {type(data).__name__}")
+        self.data: dict[str, Any] = data
+        self.where = where
+
+    def _get(self, key: str, default: object) -> object:
+        return self.data.get(key, default)
+
+    def fail(self, key: str, what: str) -> BundleError:
+        return BundleError(f"{self.where}.{key}: {what}")
+
+    def text(self, key: str, default: str | None = None) -> str:
+        value = self._get(key, default)
+        if not isinstance(value, str):
+            raise self.fail(key, "expected a string")
+        return value
+
+    def opt_text(self, key: str) -> str | None:
+        value = self._get(key, None)
+        if value is not None and not isinstance(value, str):
+            raise self.fail(key, "expected a string or null")
+        return value
+
+    def flag(self, key: str, default: bool = False) -> bool:
+        value = self._get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(key, "expected true or false")
+        return value
+
+    def integer(self, key: str, default: int | None = None) -> int:
+        value = self._get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self.fail(key, "expected an integer")
+        return value
+
+    def strs(self, key: str) -> tuple[str, ...]:
+        value = self._get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(key, "expected a list of strings")
+        return tuple(value)
+
+    def objects(self, key: str) -> list[_Reader]:
+        value = self._get(key, [])
+        if not isinstance(value, list):
+            raise self.fail(key, "expected a list")
+        return [_Reader(item, f"{self.where}.{key}[{i}]") for i, item in enumerate(value)]
+
+    def object(self, key: str) -> _Reader:
+        return _Reader(self._get(key, {}), f"{self.where}.{key}")
+
+    def enum(self, key: str, cls: type[_E], default: _E) -> _E:
+        value = self._get(key, default.value)
+        try:
+            return cls(str(value))
+        except ValueError as exc:
+            allowed = ", ".join(m.value for m in cls)
+            raise self.fail(key, f"{value!r} is not one of {allowed}") from exc
+
+    def time(self, key: str) -> datetime | None:
+        value = self.opt_text(key)
+        if value is None:
+            return None
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise self.fail(key, f"{value!r} is not an ISO 8601 time") from exc
+        if parsed.tzinfo is None:
+            raise self.fail(key, "must carry a time zone")
+        return parsed
+
+
+def _labels(reader: _Reader, key: str) -> tuple[LabelRule, ...]:
+    return tuple(
+        LabelRule(key=r.text("key"), value=r.opt_text("value")) for r in reader.objects(key)
+    )
+
+
+def _scope_from(reader: _Reader) -> RuntimeScope:
+    return RuntimeScope(
+        enforcer_groups=reader.strs("enforcer_groups"),
+        hosts=reader.strs("hosts"),
+        namespaces=reader.strs("namespaces"),
+        container_labels=_labels(reader, "container_labels"),
+        images=reader.strs("images"),
+        registries=reader.strs("registries"),
+        repositories=reader.strs("repositories"),
+        services=reader.strs("services"),
+    )
+
+
+def _controls_from(reader: _Reader) -> RuntimeControls:
+    unknown = set(reader.data) - set(RuntimeControls.__dataclass_fields__)
+    if unknown:
+        raise reader.fail(sorted(unknown)[0], "unknown control")
+    values: dict[str, Any] = {}
+    for name, spec in RuntimeControls.__dataclass_fields__.items():
+        if name not in reader.data:
+            continue
+        values[name] = reader.flag(name) if spec.default is False else reader.strs(name)
+    return RuntimeControls(**values)
+
+
+def runtime_policy_from_json(data: object, where: str = "policy") -> RuntimePolicy:
+    reader = _Reader(data, where)
+    return RuntimePolicy(
+        id=RuntimePolicyId(reader.text("id")),
+        name=reader.text("name"),
+        description=reader.text("description", ""),
+        mode=reader.enum("mode", Mode, Mode.AUDIT),
+        enabled=reader.flag("enabled", True),
+        version=reader.integer("version", 1),
+        is_default=reader.flag("is_default", False),
+        enforce_after=reader.time("enforce_after"),
+        scope=_scope_from(reader.object("scope")),
+        controls=_controls_from(reader.object("controls")),
+    )
+
+
+def service_from_json(data: object, where: str = "service") -> Service:
+    reader = _Reader(data, where)
+    rules = tuple(
+        ServiceRule(
+            labels=_labels(rule, "labels"),
+            namespaces=rule.strs("namespaces"),
+            images=rule.strs("images"),
+        )
+        for rule in reader.objects("rules")
+    )
+    return Service(
+        name=reader.text("name"),
+        priority=reader.integer("priority", 100),
+        description=reader.text("description", ""),
+        rules=rules,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON of the image index and the bundle
+
+_KIND_FIELDS: tuple[tuple[str, ImageStateKind], ...] = (
+    ("approved", ImageStateKind.REGISTERED_APPROVED),
+    ("disallowed", ImageStateKind.REGISTERED_DISALLOWED),
+    ("retired", ImageStateKind.RETIRED),
+)
+
+
+def _keys_blob(keys: Iterable[bytes]) -> str:
+    return base64.b64encode(b"".join(sorted(keys))).decode("ascii")
+
+
+def _index_to_json(index: ImageIndex) -> dict[str, Any]:
+    out: dict[str, Any] = {"key_bytes": KEY_BYTES}
+    for name, kind in _KIND_FIELDS:
+        out[name] = _keys_blob(k for k, v in index.states.items() if v is kind)
+    out["reasons"] = {k.hex(): r for k, r in sorted(index.reasons.items())}
+    out["names"] = {n: k.hex() for n, k in sorted(index.names.items())}
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for key, paths in sorted(index.executables.items()):
+        groups.setdefault(paths, []).append(key.hex())
+    out["executables"] = [{"keys": keys, "paths": list(p)} for p, keys in groups.items()]
+    return out
+
+
+def _hex_key(text: object, where: str) -> bytes:
+    if not isinstance(text, str) or len(text) != KEY_BYTES * 2:
+        raise BundleError(f"{where}: expected {KEY_BYTES * 2} hex digits")
+    try:
+        return bytes.fromhex(text)
+    except ValueError as exc:
+        raise BundleError(f"{where}: {text[:40]!r} is not hex") from exc
+
+
+def _split_blob(reader: _Reader, name: str) -> list[bytes]:
+    text = reader.text(name, "")
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise reader.fail(name, "not base64") from exc
+    if len(raw) % KEY_BYTES:
+        raise reader.fail(name, f"length is not a multiple of {KEY_BYTES} bytes")
+    return [raw[i : i + KEY_BYTES] for i in range(0, len(raw), KEY_BYTES)]
+
+
+def _index_from(reader: _Reader) -> ImageIndex:
+    if reader.integer("key_bytes", KEY_BYTES) != KEY_BYTES:
+        raise reader.fail("key_bytes", f"expected {KEY_BYTES}")
+    states: dict[bytes, ImageStateKind] = {}
+    for name, kind in _KIND_FIELDS:
+        states.update(dict.fromkeys(_split_blob(reader, name), kind))
+    reasons_obj = reader.object("reasons").data
+    reasons = {_hex_key(k, f"{reader.where}.reasons"): str(v) for k, v in reasons_obj.items()}
+    names = {
+        str(n): _hex_key(k, f"{reader.where}.names[{n!r}]")
+        for n, k in reader.object("names").data.items()
+    }
+    executables: dict[bytes, tuple[str, ...]] = {}
+    for group in reader.objects("executables"):
+        paths = group.strs("paths")
+        for i, key in enumerate(group.strs("keys")):
+            executables[_hex_key(key, f"{group.where}.keys[{i}]")] = paths
+    return ImageIndex(states=states, reasons=reasons, names=names, executables=executables)
+
+
+def _content(
+    group: EnforcerGroupInfo,
+    policies: Iterable[RuntimePolicy],
+    services: Iterable[Service],
+    images: ImageIndex,
+) -> dict[str, Any]:
+    return {
+        "format": BUNDLE_FORMAT,
+        "group": {
+            "name": group.name,
+            "mode": group.mode.value,
+            "admission_enabled": group.admission_enabled,
+            "fail_mode": group.fail_mode.value,
+            "audit_all": group.audit_all,
+        },
+        "policies": [runtime_policy_to_json(p) for p in policies],
+        "services": [service_to_json(s) for s in services],
+        "images": _index_to_json(images),
+    }
+
+
+def _canonical(content: Mapping[str, Any]) -> bytes:
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _version_of(canonical: bytes) -> str:
+    return "sha256:" + hashlib.sha256(canonical).hexdigest()
+
+
+def build_bundle(
+    *,
+    group: EnforcerGroupInfo,
+    policies: Iterable[RuntimePolicy],
+    services: Iterable[Service],
+    images: ImageIndex,
+    now: datetime,
+) -> PolicyBundle:
+    """A bundle whose version is the hash of its content (the same content, the same version)."""
+    policies, services = tuple(policies), tuple(services)
+    version = _version_of(_canonical(_content(group, policies, services, images)))
+    return PolicyBundle(
+        version=version,
+        generated_at=now,
+        group=group,
+        policies=policies,
+        services=services,
+        images=images,
+    )
+
+
+def bundle_to_json(bundle: PolicyBundle) -> bytes:
+    content = _content(bundle.group, bundle.policies, bundle.services, bundle.images)
+    content["version"] = bundle.version
+    content["generated_at"] = bundle.generated_at.isoformat()
+    return _canonical(content)
+
+
+def bundle_from_json(data: bytes | str) -> PolicyBundle:
+    """Parse a bundle; malformed JSON, a wrong field or a version not matching the content is a
+    BundleError naming the problem (an enforcer then keeps its previous bundle)."""
+    try:
+        document = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BundleError(f"bundle: not JSON ({exc})") from exc
+    reader = _Reader(document, "bundle")
+    if reader.integer("format") != BUNDLE_FORMAT:
+        raise reader.fail(
+            "format", f"unsupported bundle format (this enforcer reads {BUNDLE_FORMAT})"
+        )
+    version = reader.text("version")
+    generated_at = reader.time("generated_at")
+    if generated_at is None:
+        raise reader.fail("generated_at", "missing")
+    content = {k: v for k, v in document.items() if k not in ("version", "generated_at")}
+    if _version_of(_canonical(content)) != version:
+        raise reader.fail("version", "does not match the bundle's content (damaged or altered)")
+    g = reader.object("group")
+    group = EnforcerGroupInfo(
+        name=g.text("name"),
+        mode=g.enum("mode", Mode, Mode.AUDIT),
+        admission_enabled=g.flag("admission_enabled", True),
+        fail_mode=g.enum("fail_mode", FailMode, FailMode.OPEN),
+        audit_all=g.flag("audit_all", False),
+    )
+    policies = tuple(runtime_policy_from_json(p.data, p.where) for p in reader.objects("policies"))
+    services = tuple(service_from_json(s.data, s.where) for s in reader.objects("services"))
+    return PolicyBundle(
+        version=version,
+        generated_at=generated_at,
+        group=group,
+        policies=policies,
+        services=services,
+        images=_index_from(reader.object("images")),
+    )
