@@ -284,8 +284,13 @@ def start_registry(
     *,
     htpasswd: tuple[str, str] | None = None,
     tls: tuple[Path, Path] | None = None,
+    notify: tuple[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], Registry]:
-    """Start `docker-registry serve` on 127.0.0.1 (only) on a free port; the caller kills it."""
+    """Start `docker-registry serve` on 127.0.0.1 (only) on a free port; the caller kills it.
+
+    `notify=(url, authorization)`: push/pull notifications go to `url` with that Authorization
+    header value (e.g. the console's webhook and "Bearer <secret>"), retried every 200 ms.
+    """
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     auth = ""
@@ -303,6 +308,8 @@ def start_registry(
     if tls is not None:
         config += f"  tls:\n    certificate: {tls[0]}\n    key: {tls[1]}\n"
     config += auth
+    if notify is not None:
+        config += notifications_config(*notify)
     (workdir / "config.yml").write_text(config)
     with open(workdir / "registry.log", "wb") as log:  # the child keeps its own copy
         proc = subprocess.Popen(
@@ -330,6 +337,27 @@ def start_registry(
         raise RuntimeError("docker-registry did not start within 20 s")
     user_pass = htpasswd or (None, None)
     return proc, Registry(host, user_pass[0], user_pass[1])
+
+
+def notifications_config(url: str, authorization: str) -> str:
+    """The `notifications:` section of a docker-registry config: one endpoint, one header."""
+    return (
+        "notifications:\n  endpoints:\n    - name: tidegate\n"
+        f"      url: {url}\n"
+        f"      headers:\n        Authorization: [{json.dumps(authorization)}]\n"
+        "      timeout: 5s\n      threshold: 3\n      backoff: 200ms\n"
+    )
+
+
+def manifest_digest(registry: Registry, repo_tag: str) -> str:
+    """The digest `host/repo:tag` points at, as skopeo reports it."""
+    args = ["skopeo", "inspect", "--tls-verify=false", "--raw"]
+    if registry.username:
+        args += ["--creds", f"{registry.username}:{registry.password}"]
+    raw = subprocess.run(
+        [*args, f"docker://{registry.host}/{repo_tag}"], capture_output=True, check=True
+    ).stdout
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
 def read_image(
