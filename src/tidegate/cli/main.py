@@ -12,7 +12,15 @@ import traceback
 from typing import TextIO
 
 from tidegate import __version__
-from tidegate.cli import admin_cmd, apply_cmd, console_cmd, db_cmd, scan_cmd
+from tidegate.cli import (
+    admin_cmd,
+    apply_cmd,
+    console_cmd,
+    db_cmd,
+    enforcer_cmd,
+    scan_cmd,
+    scanner_cmd,
+)
 from tidegate.cli.exit_codes import ExitCode, exit_code_table
 from tidegate.core.errors import (
     AuthError,
@@ -50,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     console_cmd.register(commands)
     admin_cmd.register(commands)
     apply_cmd.register(commands)
+    scanner_cmd.register(commands)
+    enforcer_cmd.register(commands)
     return parser
 
 

@@ -1,0 +1,171 @@
+"""`tidegate enforcer`: run the host's enforcer agent; `install-hook` writes the OCI hook JSON;
+`hook` is the hook program itself (the installed hook runs the same code as a standalone file,
+`python -I -S .../enforcer/hook.py`, because its start-up time is every container's).
+
+    tidegate enforcer --console URL --group-token T [--state-dir DIR] [--socket PATH]
+                      [--admission-listen HOST:PORT --tls-cert PEM --tls-key PEM]
+    tidegate enforcer install-hook [--hooks-dir DIR] [--socket PATH] [--stage createRuntime]
+    tidegate enforcer hook [--socket PATH] [--state-dir DIR]   (state JSON on stdin)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+from typing import Any, TextIO
+
+from tidegate.cli.exit_codes import ExitCode
+from tidegate.client.base import ConsoleClient
+from tidegate.core.errors import UsageError
+from tidegate.enforcer import hook as hook_program
+from tidegate.enforcer.state import DEFAULT_STATE_DIR, StateDir, atomic_write
+
+HOOK_FILE = "tidegate-enforcer.json"
+DEFAULT_HOOKS_DIR = Path("/usr/share/containers/oci/hooks.d")
+
+
+def register(commands: Any) -> None:
+    p = commands.add_parser(
+        "enforcer", help="run the host's enforcer (OCI hook, admission webhook)"
+    )
+    p.add_argument(
+        "--console",
+        default=os.environ.get("TIDEGATE_CONSOLE"),
+        help="console URL (or $TIDEGATE_CONSOLE)",
+    )
+    p.add_argument(
+        "--group-token",
+        default=os.environ.get("TIDEGATE_GROUP_TOKEN"),
+        help="enforcer group token (or $TIDEGATE_GROUP_TOKEN)",
+    )
+    _state_options(p)
+    p.add_argument(
+        "--hostname", default=socket.gethostname(), help="host name reported (default: this host's)"
+    )
+    p.add_argument(
+        "--poll-interval", type=float, default=5.0, help="seconds between console syncs (default 5)"
+    )
+    p.add_argument(
+        "--admission-listen",
+        metavar="HOST:PORT",
+        help="serve the Kubernetes admission webhook (TLS) here",
+    )
+    p.add_argument("--tls-cert", type=Path, help="PEM certificate of the admission webhook")
+    p.add_argument("--tls-key", type=Path, help="PEM key of the admission webhook")
+    p.add_argument("--ca-file", help="CA bundle to verify the console's TLS certificate")
+    p.set_defaults(run=run_enforcer)
+    sub = p.add_subparsers(dest="enforcer_command", metavar="SUBCOMMAND")
+    install = sub.add_parser("install-hook", help="write the OCI hook JSON for podman / CRI-O")
+    install.add_argument(
+        "--hooks-dir", type=Path, default=DEFAULT_HOOKS_DIR, help=f"default {DEFAULT_HOOKS_DIR}"
+    )
+    install.add_argument("--stage", choices=("createRuntime", "prestart"), default="createRuntime")
+    _state_options(install)
+    install.set_defaults(run=run_install_hook)
+    hook = sub.add_parser("hook", help="the OCI hook program (container state JSON on stdin)")
+    _state_options(hook)
+    hook.set_defaults(run=run_hook)
+
+
+def _state_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--state-dir", type=Path, default=DEFAULT_STATE_DIR, help=f"default {DEFAULT_STATE_DIR}"
+    )
+    p.add_argument("--socket", type=Path, help="decision socket (default STATE_DIR/enforcer.sock)")
+
+
+def _socket_path(args: argparse.Namespace) -> Path:
+    return Path(args.socket) if args.socket else StateDir(args.state_dir).socket
+
+
+def hook_document(*, socket_path: Path, state_dir: Path, stage: str) -> dict[str, Any]:
+    """The OCI hook JSON (hooks.d format 1.0.0) that runs the standalone hook program."""
+    program = Path(hook_program.__file__).resolve()
+    args = [
+        sys.executable,
+        "-I",
+        "-S",
+        str(program),
+        "--socket",
+        str(socket_path.resolve()),
+        "--state-dir",
+        str(state_dir.resolve()),
+    ]
+    return {
+        "version": "1.0.0",
+        "hook": {"path": sys.executable, "args": args, "timeout": 10},
+        "when": {"always": True},
+        "stages": [stage],
+    }
+
+
+def run_install_hook(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    doc = hook_document(socket_path=_socket_path(args), state_dir=args.state_dir, stage=args.stage)
+    try:
+        args.hooks_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--hooks-dir {args.hooks_dir}: {exc.strerror}") from exc
+    path = args.hooks_dir / HOOK_FILE
+    atomic_write(path, (json.dumps(doc, indent=2) + "\n").encode(), mode=0o644)
+    out.write(f"{path}\n")
+    return ExitCode.OK
+
+
+def run_hook(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    argv = ["--socket", str(_socket_path(args)), "--state-dir", str(args.state_dir)]
+    return hook_program.run(argv, sys.stdin.buffer)
+
+
+def _listen(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--admission-listen {value!r}: expected HOST:PORT")
+    return host, int(port)
+
+
+def run_enforcer(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from tidegate.enforcer.admission import AdmissionServer
+    from tidegate.enforcer.agent import Agent
+    from tidegate.enforcer.server import DecisionServer
+
+    if args.enforcer_command is None and (not args.console or not args.group_token):
+        raise UsageError("tidegate enforcer: --console and --group-token are required")
+    admission = _listen(args.admission_listen) if args.admission_listen else None
+    if admission and not (args.tls_cert and args.tls_key):
+        raise UsageError(
+            "--admission-listen needs --tls-cert and --tls-key (the API server speaks TLS only)"
+        )
+    client = ConsoleClient(args.console, args.group_token, timeout=10, verify=args.ca_file or True)
+    agent = Agent(
+        client,
+        StateDir(args.state_dir),
+        hostname=args.hostname,
+        poll_interval=args.poll_interval,
+        log=err,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    servers: list[Any] = []
+    try:
+        agent.start()
+        servers.append(DecisionServer(agent, _socket_path(args)).start())
+        if admission:
+            servers.append(
+                AdmissionServer(agent, *admission, cert=args.tls_cert, key=args.tls_key).start()
+            )
+        err.write(f"tidegate enforcer: deciding on {_socket_path(args)}\n")
+        err.flush()
+        stop.wait()
+    finally:
+        for server in servers:
+            server.close()
+        agent.stop()
+        client.close()
+    return ExitCode.OK

@@ -1,0 +1,290 @@
+"""The enforcer agent: the console connection, the cached policy bundle, and decisions.
+
+It registers with the console, heartbeats, polls the bundle with its version as ETag and keeps
+it on disk (atomic writes), so decisions keep coming from the last bundle while the console is
+away and after an enforcer restart. Every decision's events go to the on-disk spool first and
+are uploaded by the same background loop, which wakes as soon as an event is spooled.
+
+Without any bundle (never reached the console, nothing cached), a start cannot be decided: the
+caller applies the fail mode (open until the console has said otherwise).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from tidegate import __version__
+from tidegate.client.base import ConsoleClient
+from tidegate.client.enforcer import fetch_bundle, heartbeat, register_enforcer, upload_events
+from tidegate.core.bundle import (
+    BundleError,
+    FailMode,
+    PolicyBundle,
+    bundle_from_json,
+    bundle_to_json,
+)
+from tidegate.core.errors import ConsoleError
+from tidegate.core.modes import Action
+from tidegate.core.runtime import AdmissionDecision, ContainerRequest, Violation, decide
+from tidegate.enforcer.errors import StateDirError
+from tidegate.enforcer.hook import FAIL_MODE_FILE
+from tidegate.enforcer.spool import Spool
+from tidegate.enforcer.state import StateDir, atomic_write
+
+__all__ = ["Agent", "Outcome", "events_for"]
+
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What an admission point answers: allowed or not, the message, DETECT warnings."""
+
+    allowed: bool
+    message: str
+    warnings: tuple[str, ...] = ()
+    decision: AdmissionDecision | None = None
+    """None: undecided (no bundle), the fail mode answered."""
+
+
+@dataclass
+class _Status:
+    console_reachable: bool = False
+    last_error: str | None = None
+    enforcer_id: str | None = None
+    last_sync: datetime | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def events_for(
+    decision: AdmissionDecision,
+    request: ContainerRequest,
+    *,
+    source: str,
+    bundle: PolicyBundle,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """One event per violation (and an `info` event for a clean start if the group audits all)."""
+    base = {
+        "occurred_at": now.isoformat(),
+        "source": source,
+        "host": request.host,
+        "enforcer_group": request.enforcer_group,
+        "container_id": request.container_id,
+        "container_name": request.name,
+        "namespace": request.namespace,
+        "image": request.image_ref,
+        "image_id": request.image_id,
+        "manifest_digest": request.manifest_digest,
+        "bundle_version": bundle.version,
+        "allowed": decision.allowed,
+    }
+    if not decision.violations:
+        if not bundle.group.audit_all:
+            return []
+        clean = {"level": "info", "action": Action.ALLOW.value, "message": decision.message}
+        modes = {"policy_mode": None, "enforcer_mode": bundle.group.mode.value}
+        return [{**base, **clean, **modes, "effective_mode": None, "control": None}]
+    return [{**base, **_violation_fields(v)} for v in decision.violations]
+
+
+def _violation_fields(v: Violation) -> dict[str, Any]:
+    return {
+        "level": "block" if v.blocks else "detect",
+        "action": v.decision.action.value,
+        "message": v.describe(),
+        "policy_id": v.policy_id,
+        "policy_name": v.policy_name,
+        "policy_version": v.policy_version,
+        "control": v.control.value,
+        "engine_level": v.engine_level,
+        "policy_mode": v.decision.policy_mode.value,
+        "enforcer_mode": v.decision.point_mode.value,
+        "effective_mode": v.decision.effective_mode.value,
+    }
+
+
+class Agent:
+    """One host's enforcer: decide from the bundle, keep the console informed."""
+
+    def __init__(
+        self,
+        client: ConsoleClient,
+        state: StateDir,
+        *,
+        hostname: str,
+        poll_interval: float = 5.0,
+        clock: Clock = _utcnow,
+        log: TextIO | None = None,
+    ) -> None:
+        self.client = client
+        self.state = state.create()
+        self.hostname = hostname
+        self.poll_interval = poll_interval
+        self.clock = clock
+        self.log = log
+        self.spool = Spool(state.spool)
+        self._bundle: PolicyBundle | None = None
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.status = _Status()
+        self._load_identity()
+        self._load_cached_bundle()
+
+    # -- bundle ---------------------------------------------------------------------------
+
+    @property
+    def bundle(self) -> PolicyBundle | None:
+        with self._lock:
+            return self._bundle
+
+    def _say(self, text: str) -> None:
+        if self.log is not None:
+            self.log.write(f"tidegate enforcer: {text}\n")
+            self.log.flush()
+
+    def _load_cached_bundle(self) -> None:
+        try:
+            data = self.state.bundle.read_bytes()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StateDirError(f"cannot read {self.state.bundle}: {exc.strerror}") from exc
+        try:
+            self._install(bundle_from_json(data), persist=False)
+        except BundleError as exc:
+            self._say(f"cached bundle {self.state.bundle} ignored: {exc}")
+
+    def _install(self, bundle: PolicyBundle, *, persist: bool = True) -> None:
+        if persist:
+            atomic_write(self.state.bundle, bundle_to_json(bundle))
+        # The hook reads the fail mode on its own when this process cannot be asked.
+        atomic_write(
+            self.state.root / FAIL_MODE_FILE, bundle.group.fail_mode.value.encode(), mode=0o644
+        )
+        with self._lock:
+            self._bundle = bundle
+
+    def _load_identity(self) -> None:
+        identity = self.state.read_json(self.state.identity) or {}
+        eid = identity.get("enforcer_id")
+        self.status.enforcer_id = str(eid) if eid else None
+
+    # -- console --------------------------------------------------------------------------
+
+    def sync(self) -> bool:
+        """One round with the console: register, heartbeat, bundle, events. False: it is away."""
+        try:
+            if self.status.enforcer_id is None:
+                registered = register_enforcer(
+                    self.client, hostname=self.hostname, version=__version__
+                )
+                self.status.enforcer_id = registered.enforcer_id
+                self.state.write_json(self.state.identity, {"enforcer_id": registered.enforcer_id})
+            current = self.bundle
+            fresh = fetch_bundle(self.client, have=current.version if current else None)
+            if fresh is not None and (current is None or fresh.version != current.version):
+                self._install(fresh)
+                self._say(
+                    f"bundle {fresh.version[:19]} (group {fresh.group.name}, {fresh.group.mode})"
+                )
+            self.flush_events()
+            current = self.bundle
+            heartbeat(
+                self.client,
+                enforcer_id=self.status.enforcer_id,
+                bundle_version=current.version if current else None,
+                detail={"spooled_events": self.spool.count()},
+            )
+        except (ConsoleError, BundleError) as exc:
+            if self.status.console_reachable or self.status.last_error is None:
+                self._say(f"console away, deciding from the cached bundle: {exc}")
+            self.status.console_reachable = False
+            self.status.last_error = str(exc)
+            return False
+        self.status.console_reachable = True
+        self.status.last_error = None
+        self.status.last_sync = self.clock()
+        return True
+
+    def flush_events(self) -> int:
+        """Upload the spool in batches; how many events the console answered for."""
+        result = self.spool.upload(lambda batch: upload_events(self.client, batch).answered)
+        return result.confirmed
+
+    def start(self) -> None:
+        """Sync once now, then in the background every `poll_interval` (or when woken)."""
+        self.sync()
+        self._thread = threading.Thread(target=self._loop, name="enforcer-sync", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.poll_interval)
+            self._wake.clear()
+            if not self._stop.is_set():
+                self.sync()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self.spool.close()
+
+    # -- decisions ------------------------------------------------------------------------
+
+    def decide(self, request: ContainerRequest, *, source: str, record: bool = True) -> Outcome:
+        """Decide one container start from the current bundle and spool its events."""
+        bundle = self.bundle
+        if bundle is None:
+            return Outcome(
+                allowed=True, message="allowed without a decision (fail-open): no policy bundle yet"
+            )
+        request = _with_group(request, bundle.group.name, self.hostname)
+        state = bundle.image_state(
+            image_id=request.image_id,
+            manifest_digest=request.manifest_digest,
+            image_ref=request.image_ref,
+        )
+        now = self.clock()
+        decision = decide(
+            request,
+            bundle.policies,
+            state,
+            group_mode=bundle.group.mode,
+            now=now,
+            services=bundle.services,
+        )
+        if record:
+            for event in events_for(decision, request, source=source, bundle=bundle, now=now):
+                self.spool.append(event)
+            self._wake.set()
+        warnings = tuple(f"DETECT: {v.describe()}" for v in decision.detections)
+        return Outcome(
+            allowed=decision.allowed, message=decision.message, warnings=warnings, decision=decision
+        )
+
+    def undecidable(self, reason: str) -> Outcome:
+        """A request that cannot be decided (malformed): the group's fail mode answers."""
+        bundle = self.bundle
+        closed = bundle is not None and bundle.group.fail_mode is FailMode.CLOSED
+        if closed:
+            return Outcome(
+                allowed=False, message=f"refused without a decision (fail-closed): {reason}"
+            )
+        return Outcome(allowed=True, message=f"allowed without a decision (fail-open): {reason}")
+
+
+def _with_group(request: ContainerRequest, group: str, host: str) -> ContainerRequest:
+    return replace(request, enforcer_group=group, host=request.host or host)
