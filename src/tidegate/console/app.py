@@ -17,6 +17,7 @@ from tidegate import __version__
 from tidegate.console.deps import ConsoleState
 from tidegate.console.errors import install_error_handlers
 from tidegate.console.routes import health, routers
+from tidegate.console.scheduler import BackgroundWork
 from tidegate.console.settings import Settings
 
 API_PREFIX = "/api/v1"
@@ -31,9 +32,13 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Embedded scan workers and the scheduler (console/scheduler.py), stopped before the DB.
+        work = BackgroundWork(lambda: state.database, settings, state.clock)
+        work.start()
         try:
             yield
         finally:
+            work.close()
             state.close()
 
     app = FastAPI(

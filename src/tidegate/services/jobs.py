@@ -5,6 +5,7 @@ A job moves queued -> running (claimed: a worker holds a lease it renews by hear
 heartbeating (its lease expires), puts the job in `failed` until `next_attempt_at`
 (exponential backoff), after which any worker may claim it again; after `max_attempts` attempts,
 or on a failure that no retry can fix, the job is `dead` with the reason, and its image `failed`.
+Also owns the named leases (`leases` table) that keep a singleton, the scheduler, on one replica.
 
 Claiming is atomic on both databases: PostgreSQL locks the chosen row with
 `FOR UPDATE SKIP LOCKED` (concurrent claimers skip it instead of waiting for it); SQLite runs
@@ -20,7 +21,7 @@ from dataclasses import asdict, dataclass, is_dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -29,6 +30,7 @@ from tidegate.core.events import EventCategory, EventLevel
 from tidegate.core.policy import ImageStatus
 from tidegate.services.events import record_event
 from tidegate.services.serialize import result_from_document
+from tidegate.store.auth_tables import LeaseRow
 from tidegate.store.db import ConflictError, NotFoundError
 from tidegate.store.inventory import ImageRow
 from tidegate.store.jobs import (
@@ -43,6 +45,7 @@ __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
     "ClaimedJob",
     "JobPage",
+    "acquire_lease",
     "claim",
     "complete",
     "enqueue_scan",
@@ -52,6 +55,7 @@ __all__ = [
     "list_jobs",
     "queue_counts",
     "reclaim_expired",
+    "release_lease",
     "retry_delay",
 ]
 
@@ -406,3 +410,40 @@ def queue_counts(session: Session) -> dict[str, int]:
     counts = {state.value: 0 for state in JobState}
     counts.update({state: int(n) for state, n in session.execute(query)})
     return counts
+
+
+# --- the scheduler's lease ---------------------------------------------------------------------
+
+
+def acquire_lease(
+    session: Session, *, name: str, holder: str, now: datetime, seconds: float
+) -> bool:
+    """Take or renew the named lease for `holder` until now + seconds; False when another
+    holder's lease is still valid. One replica at a time runs what the lease guards."""
+    expires = now + timedelta(seconds=seconds)
+    dialect = session.get_bind().dialect.name
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert(LeaseRow)
+    created = session.execute(
+        insert.values(name=name, holder=holder, acquired_at=now, expires_at=expires)
+        .on_conflict_do_nothing(index_elements=["name"])
+        .returning(LeaseRow.name)
+    ).scalar_one_or_none()
+    if created is not None:
+        return True
+    taken = session.execute(
+        update(LeaseRow)
+        .where(LeaseRow.name == name, (LeaseRow.holder == holder) | (LeaseRow.expires_at < now))
+        .values(holder=holder, acquired_at=now, expires_at=expires)
+        .returning(LeaseRow.name)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    return taken is not None
+
+
+def release_lease(session: Session, *, name: str, holder: str) -> None:
+    """Give the lease up (on shutdown), so another replica takes over at once."""
+    session.execute(
+        delete(LeaseRow)
+        .where(LeaseRow.name == name, LeaseRow.holder == holder)
+        .execution_options(synchronize_session=False)
+    )
