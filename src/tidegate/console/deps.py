@@ -18,8 +18,11 @@ from sqlalchemy.orm import Session
 from tidegate.console.errors import ForbiddenError, UnauthorizedError
 from tidegate.console.settings import Settings
 from tidegate.core.roles import Permission, Role, allows
+from tidegate.services.bundle import BundleCache
+from tidegate.services.enforcers import authenticate_group
 from tidegate.services.tokens import authenticate_token
 from tidegate.store.db import Database
+from tidegate.store.runtime import EnforcerGroupRow
 
 
 @dataclass(frozen=True)
@@ -110,3 +113,31 @@ def require(permission: Permission) -> Callable[[Principal], Principal]:
 
     dependency.__name__ = f"require_{permission.replace(':', '_').replace('-', '_')}"
     return dependency
+
+
+# Enforcers speak with their group's token (`Authorization: Bearer tge_...`), not a user token.
+
+
+def enforcer_group(session: SessionDep, credentials: CredentialsDep) -> EnforcerGroupRow:
+    """The enforcer group whose token the request carries, or 401."""
+    if credentials is None:
+        raise UnauthorizedError("authentication required: send Authorization: Bearer <group token>")
+    group = authenticate_group(session, secret=credentials.credentials)
+    if group is None:
+        raise UnauthorizedError("invalid or rotated enforcer group token")
+    return group
+
+
+CurrentEnforcerGroup = Annotated[EnforcerGroupRow, Depends(enforcer_group)]
+
+
+def get_bundle_cache(request: Request) -> BundleCache:
+    """The app's cache of built policy bundles (made on first use)."""
+    cache: BundleCache | None = getattr(request.app.state, "runtime_bundles", None)
+    if cache is None:
+        cache = BundleCache()
+        request.app.state.runtime_bundles = cache
+    return cache
+
+
+BundleCacheDep = Annotated[BundleCache, Depends(get_bundle_cache)]

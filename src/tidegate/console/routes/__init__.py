@@ -6,12 +6,15 @@ from fastapi import APIRouter
 
 from tidegate.console.routes.acks import router as acks_router
 from tidegate.console.routes.auth import router as auth_router
+from tidegate.console.routes.enforcer_api import router as enforcer_api_router
+from tidegate.console.routes.enforcers import router as enforcers_router
 from tidegate.console.routes.events import router as events_router
 from tidegate.console.routes.gate import router as gate_router
 from tidegate.console.routes.images import router as images_router
 from tidegate.console.routes.jobs import router as jobs_router
 from tidegate.console.routes.policies import router as policies_router
 from tidegate.console.routes.registries import router as registries_router
+from tidegate.console.routes.runtime import router as runtime_router
 from tidegate.console.routes.tokens import router as tokens_router
 from tidegate.console.routes.users import router as users_router
 
@@ -29,4 +32,7 @@ def routers() -> list[APIRouter]:
         gate_router,
         registries_router,
         jobs_router,
+        runtime_router,
+        enforcers_router,
+        enforcer_api_router,
     ]

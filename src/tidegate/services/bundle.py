@@ -1,0 +1,142 @@
+"""The policy bundle of an enforcer group, built from the console's state, and a short-lived cache.
+
+A bundle holds the group's settings, the runtime policies that can apply to its containers (the
+default one and those not scoped to other groups), every service, and an index of every image
+with a digest (manifest and config digests, current names, approved / disallowed / retired).
+Enforcers poll it every few seconds with the version as ETag; the cache keeps one replica from
+rebuilding it for each poll, and is bypassed as soon as the group's settings change so a mode
+switch reaches the enforcers at their next poll.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from fnmatch import fnmatchcase
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tidegate.core.bundle import (
+    ImageRecord,
+    PolicyBundle,
+    build_bundle,
+    build_image_index,
+    bundle_to_json,
+)
+from tidegate.core.policy import ImageStatus
+from tidegate.core.runtime import ImageStateKind, RuntimePolicy
+from tidegate.services.enforcers import group_info
+from tidegate.services.runtime import active_policies, all_services
+from tidegate.store.inventory import ImageRow, ImageTagRow, RegistryRow, RepositoryRow
+from tidegate.store.runtime import EnforcerGroupRow
+
+__all__ = ["BUNDLE_TTL", "BuiltBundle", "BundleCache", "build_group_bundle", "image_records"]
+
+BUNDLE_TTL = timedelta(seconds=2)
+"""How long one replica serves a built bundle before rebuilding it."""
+
+
+def _state_of(row_status: str, retired: bool) -> ImageStateKind:
+    if retired:
+        return ImageStateKind.RETIRED
+    if row_status == ImageStatus.DISALLOWED:
+        return ImageStateKind.REGISTERED_DISALLOWED
+    return ImageStateKind.REGISTERED_APPROVED
+
+
+def _names(session: Session) -> dict[int, list[str]]:
+    query = (
+        select(ImageTagRow.image_id, RegistryRow.host, RepositoryRow.name, ImageTagRow.tag)
+        .join(RepositoryRow, ImageTagRow.repository_id == RepositoryRow.id)
+        .join(RegistryRow, RepositoryRow.registry_id == RegistryRow.id)
+    )
+    names: dict[int, list[str]] = defaultdict(list)
+    for image_id, host, repository, tag in session.execute(query).tuples():
+        names[image_id].append(f"{host}/{repository}:{tag}")
+    return names
+
+
+def image_records(session: Session) -> Iterator[ImageRecord]:
+    """Every image with a digest, as the bundle's image index takes it."""
+    names = _names(session)
+    query = select(
+        ImageRow.id,
+        ImageRow.manifest_digest,
+        ImageRow.config_digest,
+        ImageRow.digest,
+        ImageRow.status,
+        ImageRow.status_reason,
+        ImageRow.retired,
+    ).where(ImageRow.digest.is_not(None))
+    for image_id, manifest, config, digest, status, reason, retired in session.execute(query):
+        yield ImageRecord(
+            status=_state_of(status, bool(retired)),
+            manifest_digest=manifest or digest,
+            config_digest=config,
+            names=tuple(names.get(image_id, ())),
+            reason=reason or "",
+        )
+
+
+def _for_group(policy: RuntimePolicy, group: str) -> bool:
+    groups = policy.scope.enforcer_groups
+    return policy.enabled and (
+        policy.is_default or not groups or any(fnmatchcase(group, g) for g in groups)
+    )
+
+
+def build_group_bundle(session: Session, *, group: EnforcerGroupRow, now: datetime) -> PolicyBundle:
+    policies = [p for p in active_policies(session) if _for_group(p, group.name)]
+    return build_bundle(
+        group=group_info(group),
+        policies=policies,
+        services=all_services(session),
+        images=build_image_index(image_records(session)),
+        now=now,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltBundle:
+    version: str
+    body: bytes
+    built_at: datetime
+    group_updated: datetime
+    """The group's `updated` when built: a settings change invalidates the bundle at once."""
+
+
+class BundleCache:
+    """Built bundles per group, for at most `ttl`; one per console process."""
+
+    def __init__(self, ttl: timedelta = BUNDLE_TTL) -> None:
+        self.ttl = ttl
+        self._built: dict[int, BuiltBundle] = {}
+        self._lock = threading.Lock()
+
+    def get(self, session: Session, *, group: EnforcerGroupRow, now: datetime) -> BuiltBundle:
+        with self._lock:
+            cached = self._built.get(group.id)
+        if (
+            cached is not None
+            and cached.group_updated == group.updated
+            and timedelta(0) <= now - cached.built_at < self.ttl
+        ):
+            return cached
+        bundle = build_group_bundle(session, group=group, now=now)
+        built = BuiltBundle(
+            version=bundle.version,
+            body=bundle_to_json(bundle),
+            built_at=now,
+            group_updated=group.updated,
+        )
+        with self._lock:
+            self._built[group.id] = built
+        return built
+
+    def clear(self) -> None:
+        with self._lock:
+            self._built.clear()
