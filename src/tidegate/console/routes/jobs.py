@@ -52,15 +52,13 @@ def claim_job(
     session: SessionDep,
     clock: ClockDep,
     settings: SettingsDep,
-    response: Response,
-) -> ClaimedJobPublic | None:
+) -> ClaimedJobPublic | Response:
     """Claim the next due job: 200 with the job and its lease, or 204 when the queue is idle."""
     lease = body.lease_seconds or settings.job_lease_seconds
     owner = _owner(principal, body.worker)
     job = jobs.claim(session, worker=owner, now=clock(), lease_seconds=lease)
     if job is None:
-        response.status_code = status.HTTP_204_NO_CONTENT
-        return None
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
     return ClaimedJobPublic(
         id=job.id,
         image_id=job.image_id,
