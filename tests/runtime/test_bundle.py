@@ -1,0 +1,255 @@
+"""`core.bundle`: the image index answers by every identity, the JSON form round-trips with a
+content-hash version, and hostile bundles are refused with an error naming the field."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from tidegate.core.bundle import (
+    BundleError,
+    EnforcerGroupInfo,
+    FailMode,
+    ImageRecord,
+    PolicyBundle,
+    build_bundle,
+    build_image_index,
+    bundle_from_json,
+    bundle_to_json,
+    digest_key,
+)
+from tidegate.core.policy import LabelRule, Mode
+from tidegate.core.runtime import (
+    ImageStateKind,
+    RuntimeControls,
+    RuntimePolicy,
+    RuntimePolicyId,
+    RuntimeScope,
+    Service,
+    ServiceRule,
+    default_runtime_policy,
+)
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def sha(char: str) -> str:
+    return "sha256:" + char * 64
+
+
+RECORDS = (
+    ImageRecord(
+        ImageStateKind.REGISTERED_APPROVED,
+        manifest_digest=sha("1"),
+        config_digest=sha("2"),
+        names=("docker.io/library/nginx:1.27", "registry.example.com/web:latest"),
+        executables=("/usr/sbin/nginx", "/bin/sh"),
+    ),
+    ImageRecord(
+        ImageStateKind.REGISTERED_DISALLOWED,
+        manifest_digest=sha("3"),
+        config_digest=sha("4"),
+        names=("registry.example.com/legacy:2",),
+        reason="disallowed by strict: severity",
+    ),
+    ImageRecord(
+        ImageStateKind.RETIRED, manifest_digest=sha("5"), names=("registry.example.com/old:1",)
+    ),
+    ImageRecord(ImageStateKind.REGISTERED_APPROVED),  # no digest: not indexable, skipped
+)
+
+
+def bundle(mode: Mode = Mode.AUDIT) -> PolicyBundle:
+    custom = RuntimePolicy(
+        id=RuntimePolicyId("p1"),
+        name="shop strict",
+        mode=Mode.ENFORCE,
+        scope=RuntimeScope(namespaces=("shop",), container_labels=(LabelRule("app", "w*"),)),
+        controls=RuntimeControls(block_unregistered=True, blocked_capabilities=("ALL",)),
+        enforce_after=datetime(2026, 4, 1, tzinfo=UTC),
+    )
+    service = Service("payments", 10, (ServiceRule(labels=(LabelRule("app"),), images=("pay/*",)),))
+    return build_bundle(
+        group=EnforcerGroupInfo("prod", mode, admission_enabled=True, fail_mode=FailMode.CLOSED),
+        policies=[default_runtime_policy(), custom],
+        services=[service],
+        images=build_image_index(RECORDS),
+        now=NOW,
+    )
+
+
+@pytest.mark.parametrize(
+    ("identity", "kind"),
+    [
+        ({"manifest_digest": sha("1")}, ImageStateKind.REGISTERED_APPROVED),
+        ({"image_id": sha("2")}, ImageStateKind.REGISTERED_APPROVED),
+        ({"image_id": "2" * 64}, ImageStateKind.REGISTERED_APPROVED),  # podman's bare image ID
+        ({"image_ref": "2" * 64}, ImageStateKind.REGISTERED_APPROVED),
+        ({"image_ref": "nginx:1.27"}, ImageStateKind.REGISTERED_APPROVED),
+        ({"image_ref": "docker.io/library/nginx:1.27"}, ImageStateKind.REGISTERED_APPROVED),
+        ({"image_ref": "registry.example.com/web"}, ImageStateKind.REGISTERED_APPROVED),
+        ({"image_ref": "anything/at-all@" + sha("1")}, ImageStateKind.REGISTERED_APPROVED),
+        ({"image_ref": "nginx:1.28"}, ImageStateKind.UNREGISTERED),
+        ({"image_id": sha("9"), "image_ref": "nginx:1.27"}, ImageStateKind.REGISTERED_APPROVED),
+        ({"image_id": sha("4")}, ImageStateKind.REGISTERED_DISALLOWED),
+        ({"image_ref": "registry.example.com/legacy:2"}, ImageStateKind.REGISTERED_DISALLOWED),
+        ({"manifest_digest": sha("5")}, ImageStateKind.RETIRED),
+        ({"manifest_digest": sha("9")}, ImageStateKind.UNREGISTERED),
+        ({}, ImageStateKind.UNREGISTERED),
+    ],
+)
+def test_lookup_by_any_identity_before_and_after_json(
+    identity: dict[str, str], kind: ImageStateKind
+) -> None:
+    original = bundle()
+    for candidate in (original, bundle_from_json(bundle_to_json(original))):
+        assert candidate.image_state(**identity).kind is kind
+
+
+def test_lookup_explains_itself() -> None:
+    loaded = bundle_from_json(bundle_to_json(bundle()))
+    assert loaded.image_state(image_id=sha("4")).reason == "disallowed by strict: severity"
+    assert loaded.image_state(image_id=sha("2")).reason == "matched by config digest"
+    assert loaded.image_state(image_ref="nginx:1.27").reason.startswith("matched by name")
+    assert loaded.images.executables_of(sha("2")) == ("/usr/sbin/nginx", "/bin/sh")
+    assert loaded.images.executables_of(sha("3")) is None
+
+
+def test_round_trip_keeps_every_value_and_the_version() -> None:
+    original = bundle()
+    loaded = bundle_from_json(bundle_to_json(original))
+    assert loaded.version == original.version
+    assert loaded.version.startswith("sha256:")
+    assert loaded.group == original.group
+    assert loaded.policies == original.policies
+    assert loaded.services == original.services
+    assert dict(loaded.images.states) == dict(original.images.states)
+    assert len(loaded.images) == 5
+    assert bundle_to_json(loaded) == bundle_to_json(original)
+
+
+def test_version_is_a_hash_of_the_content_only() -> None:
+    first, again = bundle(), bundle()
+    later = build_bundle(
+        group=first.group,
+        policies=first.policies,
+        services=first.services,
+        images=first.images,
+        now=datetime(2027, 1, 1, tzinfo=UTC),
+    )
+    assert first.version == again.version == later.version
+    assert bundle(Mode.ENFORCE).version != first.version
+
+
+def test_digest_keys() -> None:
+    assert digest_key(sha("a")) == digest_key("A" * 64) == bytes.fromhex("a" * 32)
+    assert len(digest_key("sha512:" + "b" * 128)) == 16
+    assert digest_key("sha512:" + "b" * 128) != digest_key("sha512:" + "c" * 128)
+
+
+def _document() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(bundle_to_json(bundle()))
+    return loaded
+
+
+def _resealed(document: dict[str, Any]) -> bytes:
+    """The document with a version matching its (altered) content, as a buggy console would."""
+    content = {k: v for k, v in document.items() if k not in ("version", "generated_at")}
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    document["version"] = "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+    return json.dumps(document).encode()
+
+
+def _set(path: list[Any], value: Any) -> bytes:
+    document = _document()
+    target = document
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return _resealed(document)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "bundle: not JSON"),
+        (b"\xff\xfe", "bundle: not JSON"),
+        (b"[1, 2]", "bundle: expected an object"),
+        (b'{"format": 99}', "bundle.format: unsupported bundle format"),
+        (
+            _set(["group", "mode"], "sometimes"),
+            "bundle.group.mode: 'sometimes' is not one of audit, enforce",
+        ),
+        (_set(["group", "fail_mode"], 1), "bundle.group.fail_mode"),
+        (
+            _set(["policies", 1, "controls", "block_everything"], True),
+            "bundle.policies[1].controls.block_everything: unknown control",
+        ),
+        (
+            _set(["policies", 1, "controls", "block_root"], "yes"),
+            "bundle.policies[1].controls.block_root: expected true or false",
+        ),
+        (
+            _set(["policies", 0, "scope", "namespaces"], "shop"),
+            "bundle.policies[0].scope.namespaces: expected a list of strings",
+        ),
+        (_set(["policies", 0, "enforce_after"], "2026-04-01T00:00:00"), "must carry a time zone"),
+        (
+            _set(["services", 0, "rules", 0, "labels", 0], {"value": "x"}),
+            "bundle.services[0].rules[0].labels[0].key: expected a string",
+        ),
+        (_set(["images", "approved"], "not base64!"), "bundle.images.approved: not base64"),
+        (
+            _set(["images", "approved"], base64.b64encode(b"123").decode()),
+            "not a multiple of 16 bytes",
+        ),
+        (
+            _set(["images", "names", "x/y:1"], "zz"),
+            "bundle.images.names['x/y:1']: expected 32 hex digits",
+        ),
+        (_set(["images", "key_bytes"], 32), "bundle.images.key_bytes: expected 16"),
+    ],
+)
+def test_hostile_bundles_are_refused_naming_the_field(data: bytes, message: str) -> None:
+    with pytest.raises(BundleError, match=None) as caught:
+        bundle_from_json(data)
+    assert message in str(caught.value)
+
+
+def test_an_altered_bundle_does_not_match_its_version() -> None:
+    document = _document()
+    document["group"]["mode"] = "audit" if document["group"]["mode"] == "enforce" else "enforce"
+    with pytest.raises(BundleError, match=r"bundle\.version: does not match"):
+        bundle_from_json(json.dumps(document))
+
+
+def real_digest(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_a_hundred_thousand_images_stay_compact() -> None:
+    records = [
+        ImageRecord(
+            ImageStateKind.REGISTERED_APPROVED,
+            manifest_digest=real_digest(f"manifest {i}"),
+            config_digest=real_digest(f"config {i}"),
+        )
+        for i in range(100_000)
+    ]
+    built = build_bundle(
+        group=EnforcerGroupInfo("big"),
+        policies=[default_runtime_policy()],
+        services=[],
+        images=build_image_index(records),
+        now=NOW,
+    )
+    data = bundle_to_json(built)
+    assert len(data) < 6_000_000  # 200,000 keys of 16 bytes, base64: ~4.3 MB
+    loaded = bundle_from_json(data)
+    assert loaded.image_state(image_id=real_digest("config 99999")).registered
+    assert not loaded.image_state(image_id=real_digest("config 100000")).registered
