@@ -149,10 +149,11 @@ class DistributionRegistry(RegistryAdapter):
         except RegistryError as exc:
             return _network_report(self.conn.url, exc)
         scheme: str | None = None
+        answer = first
         if first.status_code == 401:
             scheme, params = parse_challenge(first.headers.get("www-authenticate", ""))
             try:
-                store.get("/v2/")
+                answer = store.get("/v2/")
             except AuthError as exc:
                 where = f" (realm {params['realm']!r})" if "realm" in params else ""
                 return ConnectionReport(
@@ -166,7 +167,9 @@ class DistributionRegistry(RegistryAdapter):
                 return _network_report(self.conn.url, exc)
         elif first.status_code != 200:
             return _not_registry(self.conn.url, f"GET /v2/ answered {first.status_code}")
-        version = first.headers.get("docker-distribution-api-version")
+        version = answer.headers.get("docker-distribution-api-version") or first.headers.get(
+            "docker-distribution-api-version"
+        )
         if not version or not version.startswith("registry/2"):
             return _not_registry(self.conn.url, "GET /v2/ has no Docker-Distribution-API-Version")
         how = f" with {scheme} authentication" if scheme else " anonymously"
