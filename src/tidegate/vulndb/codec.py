@@ -1,13 +1,16 @@
 """The store's JSON form of advisories: Tidegate's own, already parsed and rated.
 
 Owns encoding an `Advisory` header (every field but `affected`) and an `AffectedPackage` to compact
-JSON text, and decoding them back without re-parsing or re-scoring the original feed record.
+JSON text, and decoding them back without re-parsing or re-scoring the original feed record; and
+the brief of a record (`encode_brief`): the few fields a finding shows, small enough to decode for
+every matched record (core/matching/briefs.py), and an alias group's members and best rating.
 Decoding trusts its input: it reads only what `encode_*` wrote into a database we built.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +23,7 @@ from tidegate.core.advisory import (
     RangeType,
     Rating,
 )
+from tidegate.core.matching.briefs import MAX_REFERENCES, RecordBrief, make_brief
 from tidegate.core.models import Severity
 
 # Plain dict lookups: calling an enum class to convert a value costs more than the JSON parse.
@@ -64,6 +68,71 @@ def decode_header(text: str, affected: tuple[AffectedPackage, ...] = ()) -> Advi
         fix_published=_parse_time(doc["fix_published"]),
         source=doc["source"],
     )
+
+
+def encode_brief(adv: Advisory) -> str:
+    """What a finding shows of the record: `decode_brief` completes it with its alias group.
+
+    [summary, details head (only without a summary), published, modified, fix_published,
+     first references, aliases, rating]"""
+    doc = [
+        adv.summary,
+        "" if adv.summary else adv.details[:300],
+        _time(adv.published),
+        adv.modified.isoformat(),
+        _time(adv.fix_published),
+        list(dict.fromkeys(adv.references))[:MAX_REFERENCES],
+        list(adv.aliases),
+        _rating_row(adv.rating),
+    ]
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+
+
+def encode_group(members: Iterable[str], rating: Rating | None) -> tuple[str, str | None]:
+    """An alias group's (members, best rating) columns."""
+    rating_text = None if rating is None else json.dumps(_rating_row(rating))
+    return json.dumps(sorted(members), separators=(",", ":")), rating_text
+
+
+def decode_brief(
+    vuln_id: str,
+    text: str,
+    group: str | None,
+    members: str | None,
+    group_rating: str | None,
+) -> RecordBrief:
+    """The record's brief from its brief column and its group's columns (None: no group, and
+    the group's rating is the record's own)."""
+    summary, details, published, modified, fix_published, refs, aliases, rating = json.loads(text)
+    own = _parse_rating_row(rating)
+    return make_brief(
+        vuln_id=vuln_id,
+        group=group,
+        aliases=aliases,
+        members=json.loads(members) if members is not None else (),
+        summary=summary,
+        details=details,
+        published=_parse_time(published),
+        modified=datetime.fromisoformat(modified),
+        fix_published=_parse_time(fix_published),
+        references=refs,
+        rating=own,
+        group_rating=_parse_rating_row(json.loads(group_rating))
+        if group_rating is not None
+        else (own if group is None else None),
+    )
+
+
+def _rating_row(rating: Rating | None) -> list[Any] | None:
+    if rating is None:
+        return None
+    return [rating.severity.value, rating.score, rating.vector, rating.source]
+
+
+def _parse_rating_row(row: list[Any] | None) -> Rating | None:
+    if row is None:
+        return None
+    return Rating(_SEVERITIES[row[0]], row[1], row[2], row[3])
 
 
 def encode_affected(entry: AffectedPackage) -> str:

@@ -9,14 +9,18 @@ Tables
     meta        key/value: schema version, snapshot id, build time
     sources     one row per feed: url, ETag, last update, newest `modified` seen
     advisories  one row per record: id, modified (µs since epoch), published, source, group id,
-                rating columns (severity, score, source, vector), aliases (JSON) and the parsed
-                header as JSON (codec.py)
+                rating columns (severity, score, source, vector), aliases (JSON), the parsed
+                header as JSON (codec.py), and the record's brief: the few fields a finding shows
+                (core/matching/briefs.py), what a match decodes of the records it matched
     affected    one row per `affected[]` entry: full ecosystem ("Debian:12"), its family
                 ("Debian"), the normalised package name, the entry as JSON, and its compiled
                 form (core/matching/compiled.py: ranges validated and sorted at import, what a
                 match evaluates); indexed by (ecosystem, name) and (family, name) so the matcher
                 needs one indexed query
     aliases     every id and alias seen -> its alias group (aliases.py)
+    groups      one row per alias group: its members (JSON) and best rating (`rating_for_group`),
+                computed at build, so a match resolves a record's group with its brief in one
+                query
     withdrawn   tombstones of withdrawn ids, so an older copy imported later does not come back
 
 The snapshot id is a sha256 over the sorted (id, modified) pairs: two databases holding the same
@@ -45,12 +49,13 @@ from urllib.parse import quote
 
 from tidegate.core.advisory import Advisory, AffectedPackage, Rating
 from tidegate.core.errors import VulnDBError
+from tidegate.core.matching.briefs import RecordBrief
 from tidegate.core.matching.compiled import INDEX, RECORD_ID, Row, compile_entry
 from tidegate.core.models import Severity
 from tidegate.vulndb import codec
 from tidegate.vulndb.aliases import compute_groups
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -68,7 +73,8 @@ CREATE TABLE advisories (
     rating_source TEXT,
     vector TEXT,
     aliases TEXT NOT NULL,
-    header TEXT NOT NULL
+    header TEXT NOT NULL,
+    brief TEXT NOT NULL
 );
 CREATE INDEX advisories_group ON advisories (group_id);
 CREATE INDEX advisories_source ON advisories (source);
@@ -86,6 +92,7 @@ CREATE INDEX affected_ecosystem_name ON affected (ecosystem, name);
 CREATE INDEX affected_family_name ON affected (family, name);
 CREATE TABLE aliases (member TEXT PRIMARY KEY, group_id TEXT NOT NULL);
 CREATE INDEX aliases_group ON aliases (group_id);
+CREATE TABLE groups (group_id TEXT PRIMARY KEY, members TEXT NOT NULL, rating TEXT);
 CREATE TABLE withdrawn (id TEXT PRIMARY KEY, modified INTEGER NOT NULL);
 """
 
@@ -170,6 +177,7 @@ class VulnStore:
         self._entries = _LRU(cache_size)
         self._header_text: _LRU[str, str] = _LRU(cache_size * 4)
         self._compiled: _LRU[tuple[str, str, str], tuple[Row, ...]] = _LRU(cache_size)
+        self._briefs: _LRU[str, RecordBrief] = _LRU(cache_size)
 
     @classmethod
     def open(cls, path: Path | str, *, readonly: bool = True) -> VulnStore:
@@ -376,6 +384,32 @@ class VulnStore:
         ordered = sorted(groups)
         for start in range(0, len(ordered), _CHUNK):
             self._load_groups(ordered[start : start + _CHUNK])
+
+    def briefs(self, vuln_ids: Iterable[str]) -> dict[str, RecordBrief]:
+        """The brief of each of these records that exists (core/matching/briefs.py): the fields
+        a finding shows, with the alias group resolved; one query per chunk of ids."""
+        out: dict[str, RecordBrief] = {}
+        missing: list[str] = []
+        for vid in dict.fromkeys(vuln_ids):
+            cached = self._briefs.get(vid)
+            if cached is None:
+                missing.append(vid)
+            else:
+                out[vid] = cached
+        for start in range(0, len(missing), _CHUNK):
+            chunk = missing[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for rid, brief, group, members, rating in self._rows(
+                "SELECT a.id, a.brief, a.group_id, g.members, g.rating FROM advisories a "
+                f"LEFT JOIN groups g ON g.group_id = a.group_id WHERE a.id IN ({marks})",
+                tuple(chunk),
+            ):
+                found = codec.decode_brief(
+                    str(rid), str(brief), _opt(group), _opt(members), _opt(rating)
+                )
+                self._briefs.put(found.id, found)
+                out[found.id] = found
+        return out
 
     def _load_groups(self, chunk: list[str]) -> None:
         marks = ",".join("?" * len(chunk))
@@ -629,7 +663,8 @@ class StoreWriter:
         rating = adv.rating
         self._conn.execute(
             "INSERT INTO advisories (id, modified, published, source, severity, score, "
-            "rating_source, vector, aliases, header) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "rating_source, vector, aliases, header, brief) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 adv.id,
                 modified,
@@ -641,6 +676,7 @@ class StoreWriter:
                 rating.vector if rating else None,
                 json.dumps(list(adv.aliases)),
                 codec.encode_header(adv),
+                codec.encode_brief(adv),
             ),
         )
         self._conn.executemany(
@@ -694,6 +730,7 @@ class StoreWriter:
         conn.execute(
             "UPDATE advisories SET group_id = (SELECT group_id FROM aliases WHERE member = id)"
         )
+        _store_groups(conn, groups)
         digest = hashlib.sha256()
         for vid, modified in conn.execute("SELECT id, modified FROM advisories ORDER BY id"):
             digest.update(f"{vid}\t{modified}\n".encode())
@@ -704,6 +741,28 @@ class StoreWriter:
         )
         self.snapshot_id = snapshot
         return snapshot
+
+
+def _store_groups(conn: sqlite3.Connection, groups: dict[str, str]) -> None:
+    """Fill `groups`: each alias group's members and the best rating of its stored records
+    (as `rating_for_group` picks it: ties go to the first record in (group, rowid) order)."""
+    members: dict[str, list[str]] = {}
+    for member, group in groups.items():
+        members.setdefault(group, []).append(member)
+    best: dict[str, Rating] = {}
+    for group, severity, score, vector, source in conn.execute(
+        "SELECT group_id, severity, score, vector, rating_source FROM advisories "
+        "WHERE group_id IS NOT NULL AND severity IS NOT NULL ORDER BY group_id, rowid"
+    ):
+        rating = _rating_of(severity, score, vector, source)
+        held = best.get(str(group))
+        if held is None or _rating_preference(rating) > _rating_preference(held):
+            best[str(group)] = rating
+    conn.execute("DELETE FROM groups")
+    conn.executemany(
+        "INSERT INTO groups (group_id, members, rating) VALUES (?, ?, ?)",
+        ((g, *codec.encode_group(m, best.get(g))) for g, m in members.items()),
+    )
 
 
 @contextlib.contextmanager

@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 
 from tidegate.core.advisory import Advisory, AffectedPackage, EventKind, Rating
 from tidegate.core.errors import VersionError
+from tidegate.core.matching.briefs import RecordBrief, display_id
 from tidegate.core.matching.compiled import (
     ALPINE_NA,
     ECOSYSTEM,
@@ -90,6 +91,17 @@ class CompiledAdvisorySource(BatchAdvisorySource, Protocol):
     def entry(self, vuln_id: str, index: int) -> AffectedPackage | None: ...
 
 
+@runtime_checkable
+class BriefAdvisorySource(CompiledAdvisorySource, Protocol):
+    """A compiled source that also stores each record's brief (`briefs.py`): the matcher
+    builds findings from the briefs of the matched records, read in one batch, and never
+    decodes a record header or asks about alias groups one by one. The findings are the same."""
+
+    def briefs(self, vuln_ids: Iterable[str]) -> Mapping[str, RecordBrief]:
+        """The brief of each of these records that exists."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class _Hit:
     advisory: Advisory
@@ -159,6 +171,12 @@ def _match_packages(
     planned = [(pkg, queries_for(pkg, os)) for pkg in packages]
     matching = _memo(_matcher(planned, source))
     per_package = [(pkg, _candidates(pkg, queries, matching, outcome)) for pkg, queries in planned]
+    if isinstance(source, BriefAdvisorySource):
+        briefs = source.briefs({c.record_id for _, found in per_package for c in found})
+        for pkg, found in per_package:
+            outcome.findings.extend(_brief_findings(pkg, found, briefs))
+        outcome.findings.sort(key=_finding_order)
+        return outcome
     if isinstance(source, BatchAdvisorySource):
         source.prefetch({c.record_id for _, found in per_package for c in found})
     for pkg, found in per_package:
@@ -169,8 +187,12 @@ def _match_packages(
             if (advisory := c.record()) is not None
         ]
         outcome.findings.extend(_merge(pkg, hits, source))
-    outcome.findings.sort(key=lambda f: (f.package.name, f.package.version, f.id))
+    outcome.findings.sort(key=_finding_order)
     return outcome
+
+
+def _finding_order(finding: Finding) -> tuple[str, str, str]:
+    return (finding.package.name, finding.package.version, finding.id)
 
 
 _Matching = Callable[[Query], list[_Candidate]]
@@ -296,13 +318,15 @@ def _finding(pkg: Package, key: str, hits: list[_Hit], source: AdvisorySource) -
     display = _display_id(key, ids)
     fixed = sorted({v for h in hits for v in h.match.fixed})
     group_rating = source.rating_for_group(hits[0].advisory.id)
-    rating, severity_source = _rating(hits, group_rating)
+    rating, severity_source = _rating(
+        [(h.advisory.id, h.advisory.rating, h.entry.rating) for h in hits], group_rating
+    )
     first = hits[0].advisory
     return Finding(
         id=display,
         aliases=tuple(sorted(ids - {display})),
         package=pkg,
-        status=_status(hits, bool(fixed)),
+        status=_status([h.entry for h in hits], bool(fixed)),
         fixed_versions=tuple(fixed),
         severity=rating.severity if rating else Severity.UNKNOWN,
         score=_score(rating, group_rating),
@@ -330,21 +354,101 @@ def _finding(pkg: Package, key: str, hits: list[_Hit], source: AdvisorySource) -
 
 
 def _display_id(key: str, ids: set[str]) -> str:
-    cves = sorted(i for i in ids if i.startswith("CVE-"))
-    if cves:
-        return cves[0]
-    return key
+    return display_id(key, ids)
+
+
+def _brief_findings(
+    pkg: Package, found: list[_Candidate], briefs: Mapping[str, RecordBrief]
+) -> list[Finding]:
+    """`_merge` from the records' briefs: one finding per alias group of the matched records."""
+    groups: dict[str, list[tuple[_Candidate, RecordBrief]]] = {}
+    for candidate in found:
+        brief = briefs.get(candidate.record_id)
+        if brief is not None:  # None: the record vanished from a live source meanwhile
+            groups.setdefault(brief.group, []).append((candidate, brief))
+    return [
+        _single_finding(pkg, *pairs[0]) if len(pairs) == 1 else _brief_finding(pkg, pairs)
+        for pairs in groups.values()
+    ]
+
+
+def _evidence(candidate: _Candidate) -> MatchEvidence:
+    return MatchEvidence(
+        record_id=candidate.record_id,
+        ecosystem=candidate.entry.ecosystem,
+        searched_name=candidate.query.name,
+        matched_on=candidate.query.matched_on,
+        range=candidate.match.range,
+        matcher=MATCHER,
+    )
+
+
+def _single_finding(pkg: Package, candidate: _Candidate, brief: RecordBrief) -> Finding:
+    """The finding of one matched entry: the record's pieces as its brief holds them."""
+    fixed = candidate.match.fixed
+    if len(fixed) > 1:
+        fixed = tuple(sorted(set(fixed)))
+    group_rating = brief.group_rating
+    rating, severity_source = _rating(
+        ((brief.id, brief.rating, candidate.entry.rating),), group_rating
+    )
+    return Finding(
+        id=brief.display,
+        aliases=brief.aliases,
+        package=pkg,
+        status=_status((candidate.entry,), bool(fixed)),
+        fixed_versions=fixed,
+        severity=rating.severity if rating else Severity.UNKNOWN,
+        score=_score(rating, group_rating),
+        severity_source=severity_source,
+        cvss_vector=rating.vector if rating and rating.vector else None,
+        summary=brief.summary,
+        published=brief.published,
+        modified=brief.modified,
+        fix_published=brief.fix_published,
+        references=brief.references,
+        evidence=(_evidence(candidate),),
+    )
+
+
+def _brief_finding(pkg: Package, pairs: list[tuple[_Candidate, RecordBrief]]) -> Finding:
+    """The finding of several matched entries of one alias group (as `_finding` merges them)."""
+    first = pairs[0][1]
+    ids: set[str] = set().union(*(b.ids for _, b in pairs))
+    display = display_id(first.group, ids)
+    fixed = sorted({v for c, _ in pairs for v in c.match.fixed})
+    group_rating = first.group_rating
+    rating, severity_source = _rating(
+        [(b.id, b.rating, c.entry.rating) for c, b in pairs], group_rating
+    )
+    return Finding(
+        id=display,
+        aliases=tuple(sorted(ids - {display})),
+        package=pkg,
+        status=_status([c.entry for c, _ in pairs], bool(fixed)),
+        fixed_versions=tuple(fixed),
+        severity=rating.severity if rating else Severity.UNKNOWN,
+        score=_score(rating, group_rating),
+        severity_source=severity_source,
+        cvss_vector=rating.vector if rating and rating.vector else None,
+        summary=next((b.summary for _, b in pairs if b.has_summary), first.summary),
+        published=min((b.published for _, b in pairs if b.published), default=None),
+        modified=max(b.modified for _, b in pairs),
+        fix_published=min((b.fix_published for _, b in pairs if b.fix_published), default=None),
+        references=tuple(dict.fromkeys(r for _, b in pairs for r in b.references))[:20],
+        evidence=tuple(_evidence(c) for c, _ in pairs),
+    )
 
 
 _DEFERRED = frozenset({"no-dsa", "postponed"})
 _WONT_FIX = frozenset({"ignored", "end-of-life", "will-not-fix", "wont-fix"})
 
 
-def _status(hits: list[_Hit], has_fix: bool) -> FixState:
+def _status(entries: Sequence[_EntryFacts], has_fix: bool) -> FixState:
     if has_fix:
         return FixState.FIXED
-    kinds = {h.entry.get("tracker_kind") or "" for h in hits}
-    kinds |= {h.entry.get("status") or "" for h in hits}
+    kinds = {e.get("tracker_kind") or "" for e in entries}
+    kinds |= {e.get("status") or "" for e in entries}
     if kinds & _WONT_FIX:
         return FixState.WONT_FIX
     if kinds & _DEFERRED:
@@ -356,23 +460,25 @@ def _is_cvss(rating: Rating | None) -> bool:
     return rating is not None and rating.score is not None and rating.vector is not None
 
 
-def _rating(hits: list[_Hit], group: Rating | None) -> tuple[Rating | None, str]:
+_Rated = tuple[str, Rating | None, Rating | None]
+"""(record id, the record's rating, the matched entry's own rating) of one hit."""
+
+
+def _rating(hits: Sequence[_Rated], group: Rating | None) -> tuple[Rating | None, str]:
     """The severity to show: the record's CVSS, else the distribution's own rating of this
     package (Debian urgency: what the vendor thinks of it in this release), else the CVSS of
     another record of the same vulnerability, else any rating the record has."""
-    for h in hits:
-        if _is_cvss(h.advisory.rating):
-            r = h.advisory.rating
-            assert r is not None
-            return r, f"{r.source} ({h.advisory.id})"
-    for h in hits:
-        if h.entry.rating is not None and h.entry.rating.severity is not Severity.UNKNOWN:
-            return h.entry.rating, f"{h.entry.rating.source} ({h.advisory.id})"
+    for vid, record, _ in hits:
+        if record is not None and _is_cvss(record):
+            return record, f"{record.source} ({vid})"
+    for vid, _, entry in hits:
+        if entry is not None and entry.severity is not Severity.UNKNOWN:
+            return entry, f"{entry.source} ({vid})"
     if group is not None:
-        return group, f"{group.source} (alias group of {hits[0].advisory.id})"
-    for h in hits:
-        if h.advisory.rating is not None:
-            return h.advisory.rating, f"{h.advisory.rating.source} ({h.advisory.id})"
+        return group, f"{group.source} (alias group of {hits[0][0]})"
+    for vid, record, _ in hits:
+        if record is not None:
+            return record, f"{record.source} ({vid})"
     return None, ""
 
 
