@@ -577,7 +577,7 @@ def _ingest(
         session, reference=reference, actor=f"registry:{row.name}", now=now,
         registry_name=row.name,
     )  # fmt: skip
-    if event.tag:
+    if event.tag and known is not None:  # a new image was placed under its tag already
         _tag_image(session, image, row.host, event.repository, event.tag, now)
     image.retired = False  # pushed again: it is live
     # register_reference queued the scan (one open job per image); a known digest queues none.
