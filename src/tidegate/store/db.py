@@ -39,6 +39,9 @@ TABLE_MODULES: tuple[str, ...] = (
     "tidegate.store.auth_tables",
     "tidegate.store.event_tables",
     "tidegate.store.inventory",
+    "tidegate.store.jobs",
+    "tidegate.store.registries",
+    "tidegate.store.runtime",
 )
 """Every module that defines tables: imported by `metadata()` so the ORM metadata is complete."""
 
