@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tidegate.core.bundle import (
+    EnforcerGroupInfo,
     ImageRecord,
     PolicyBundle,
     build_bundle,
@@ -55,7 +56,7 @@ def _names(session: Session) -> dict[int, list[str]]:
         .join(RegistryRow, RepositoryRow.registry_id == RegistryRow.id)
     )
     names: dict[int, list[str]] = defaultdict(list)
-    for image_id, host, repository, tag in session.execute(query).tuples():
+    for image_id, host, repository, tag in session.execute(query):
         names[image_id].append(f"{host}/{repository}:{tag}")
     return names
 
@@ -105,8 +106,8 @@ class BuiltBundle:
     version: str
     body: bytes
     built_at: datetime
-    group_updated: datetime
-    """The group's `updated` when built: a settings change invalidates the bundle at once."""
+    group: EnforcerGroupInfo
+    """The group's settings when built: a settings change invalidates the bundle at once."""
 
 
 class BundleCache:
@@ -122,7 +123,7 @@ class BundleCache:
             cached = self._built.get(group.id)
         if (
             cached is not None
-            and cached.group_updated == group.updated
+            and cached.group == group_info(group)
             and timedelta(0) <= now - cached.built_at < self.ttl
         ):
             return cached
@@ -131,7 +132,7 @@ class BundleCache:
             version=bundle.version,
             body=bundle_to_json(bundle),
             built_at=now,
-            group_updated=group.updated,
+            group=bundle.group,
         )
         with self._lock:
             self._built[group.id] = built

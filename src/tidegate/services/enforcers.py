@@ -264,6 +264,8 @@ def register_enforcer(
             group_id=group.id,
             hostname=hostname,
             registered=now,
+            version=version,
+            last_heartbeat=now,
             bundle_version=None,
             status={},
         )
@@ -320,7 +322,7 @@ def list_enforcers(
     if group is not None:
         query = query.where(EnforcerGroupRow.name == group)
     query = query.order_by(EnforcerGroupRow.name, EnforcerRow.hostname)
-    return [(e, g) for e, g in session.execute(query).tuples()]
+    return [(e, g) for e, g in session.execute(query)]
 
 
 # ---------------------------------------------------------------------------------------------
