@@ -208,9 +208,23 @@ def _set(path: list[Any], value: Any) -> bytes:
             _set(["images", "approved"], base64.b64encode(b"123").decode()),
             "not a multiple of 16 bytes",
         ),
+        (_set(["images", "names", "x/y:1"], 10**6), "1000000 is not the position of a key (0..4)"),
+        (
+            _set(["images", "reasons"], [["a", "b"]]),
+            "bundle.images.reasons[0]: 'a' is not the position",
+        ),
+        (_set(["images", "reasons"], [1]), "bundle.images.reasons[0]: expected [position, reason]"),
+        (
+            _set(["images", "executables", 0, "keys"], [True]),
+            "bundle.images.executables[0].keys[0]",
+        ),
+        (
+            _set(["images", "executables", 0, "keys"], 3),
+            "bundle.images.executables[0].keys: expected",
+        ),
         (
             _set(["images", "names", "x/y:1"], "zz"),
-            "bundle.images.names['x/y:1']: expected 32 hex digits",
+            "bundle.images.names['x/y:1']: 'zz' is not the position of a key",
         ),
         (_set(["images", "key_bytes"], 32), "bundle.images.key_bytes: expected 16"),
     ],

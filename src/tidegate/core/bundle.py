@@ -6,8 +6,9 @@ Owns: `PolicyBundle` (the group's settings, the runtime policies, the services, 
 field), the JSON form of runtime policies and services (shared with the console's store), and the
 bundle version: a hash of the content, so an unchanged bundle keeps its version (ETag).
 
-Digests are kept as their first 128 bits (16 bytes): 100,000 images fit in a few MB and a lookup
-is one dict probe, while a forged digest matching a registered one stays out of reach (2^128).
+Digests are kept as their first 128 bits (16 bytes; sha256 digests are uniform, so no two images
+share them in practice): 100,000 images fit in a few MB and a lookup is one dict probe, while
+forging an image whose digest matches a registered one stays out of reach (2^128 work).
 Pure: no I/O.
 """
 
@@ -420,30 +421,27 @@ _KIND_FIELDS: tuple[tuple[str, ImageStateKind], ...] = (
 )
 
 
-def _keys_blob(keys: Iterable[bytes]) -> str:
-    return base64.b64encode(b"".join(sorted(keys))).decode("ascii")
-
-
 def _index_to_json(index: ImageIndex) -> dict[str, Any]:
+    """Keys as base64 blobs per state; names, reasons and executables point at a key by its
+    position in approved + disallowed + retired (a few digits instead of 32 hex characters)."""
     out: dict[str, Any] = {"key_bytes": KEY_BYTES}
+    order: list[bytes] = []
     for name, kind in _KIND_FIELDS:
-        out[name] = _keys_blob(k for k, v in index.states.items() if v is kind)
-    out["reasons"] = {k.hex(): r for k, r in sorted(index.reasons.items())}
-    out["names"] = {n: k.hex() for n, k in sorted(index.names.items())}
-    groups: dict[tuple[str, ...], list[str]] = {}
-    for key, paths in sorted(index.executables.items()):
-        groups.setdefault(paths, []).append(key.hex())
-    out["executables"] = [{"keys": keys, "paths": list(p)} for p, keys in groups.items()]
+        keys = sorted(k for k, v in index.states.items() if v is kind)
+        out[name] = base64.b64encode(b"".join(keys)).decode("ascii")
+        order += keys
+    position = {key: i for i, key in enumerate(order)}
+    out["reasons"] = sorted([position[k], r] for k, r in index.reasons.items() if k in position)
+    out["names"] = {n: position[k] for n, k in sorted(index.names.items()) if k in position}
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for key, paths in index.executables.items():
+        if key in position:
+            groups.setdefault(paths, []).append(position[key])
+    out["executables"] = sorted(
+        ({"keys": sorted(keys), "paths": list(p)} for p, keys in groups.items()),
+        key=lambda g: g["keys"],
+    )
     return out
-
-
-def _hex_key(text: object, where: str) -> bytes:
-    if not isinstance(text, str) or len(text) != KEY_BYTES * 2:
-        raise BundleError(f"{where}: expected {KEY_BYTES * 2} hex digits")
-    try:
-        return bytes.fromhex(text)
-    except ValueError as exc:
-        raise BundleError(f"{where}: {text[:40]!r} is not hex") from exc
 
 
 def _split_blob(reader: _Reader, name: str) -> list[bytes]:
@@ -457,23 +455,39 @@ def _split_blob(reader: _Reader, name: str) -> list[bytes]:
     return [raw[i : i + KEY_BYTES] for i in range(0, len(raw), KEY_BYTES)]
 
 
+def _key_at(order: list[bytes], value: object, where: str) -> bytes:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < len(order):
+        raise BundleError(f"{where}: {value!r} is not the position of a key (0..{len(order) - 1})")
+    return order[value]
+
+
 def _index_from(reader: _Reader) -> ImageIndex:
     if reader.integer("key_bytes", KEY_BYTES) != KEY_BYTES:
         raise reader.fail("key_bytes", f"expected {KEY_BYTES}")
     states: dict[bytes, ImageStateKind] = {}
+    order: list[bytes] = []
     for name, kind in _KIND_FIELDS:
-        states.update(dict.fromkeys(_split_blob(reader, name), kind))
-    reasons_obj = reader.object("reasons").data
-    reasons = {_hex_key(k, f"{reader.where}.reasons"): str(v) for k, v in reasons_obj.items()}
+        keys = _split_blob(reader, name)
+        states.update(dict.fromkeys(keys, kind))
+        order += keys
+    reasons: dict[bytes, str] = {}
+    for i, pair in enumerate(reader.data.get("reasons", [])):
+        where = f"{reader.where}.reasons[{i}]"
+        if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[1], str)):
+            raise BundleError(f"{where}: expected [position, reason]")
+        reasons[_key_at(order, pair[0], where)] = pair[1]
     names = {
-        str(n): _hex_key(k, f"{reader.where}.names[{n!r}]")
+        str(n): _key_at(order, k, f"{reader.where}.names[{n!r}]")
         for n, k in reader.object("names").data.items()
     }
     executables: dict[bytes, tuple[str, ...]] = {}
     for group in reader.objects("executables"):
         paths = group.strs("paths")
-        for i, key in enumerate(group.strs("keys")):
-            executables[_hex_key(key, f"{group.where}.keys[{i}]")] = paths
+        raw_keys = group.data.get("keys", [])
+        if not isinstance(raw_keys, list):
+            raise group.fail("keys", "expected a list of key positions")
+        for i, value in enumerate(raw_keys):
+            executables[_key_at(order, value, f"{group.where}.keys[{i}]")] = paths
     return ImageIndex(states=states, reasons=reasons, names=names, executables=executables)
 
 

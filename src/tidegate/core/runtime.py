@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from fnmatch import fnmatchcase
+from functools import lru_cache
 from typing import NewType
 
 from tidegate.core.modes import Action, ModeDecision
@@ -421,9 +422,11 @@ def _rule_matches(rule: ServiceRule, request: ContainerRequest, image: ImageName
     return not rule.images or _any_glob(rule.images, (request.image_ref, *image.forms()))
 
 
-def resolve_service(request: ContainerRequest, services: Iterable[Service]) -> Service | None:
+def resolve_service(
+    request: ContainerRequest, services: Iterable[Service], image: ImageName | None = None
+) -> Service | None:
     """The service a container belongs to: of those whose rules match, the lowest priority."""
-    image = split_image_name(request.image_ref)
+    image = image or split_image_name(request.image_ref)
     matching = [s for s in services if any(_rule_matches(r, request, image) for r in s.rules)]
     if not matching:
         return None
@@ -448,11 +451,18 @@ def _scope_matches(
 
 
 def applicable_policies(
-    request: ContainerRequest, policies: Iterable[RuntimePolicy], services: Iterable[Service] = ()
+    request: ContainerRequest,
+    policies: Iterable[RuntimePolicy],
+    services: Iterable[Service] = (),
+    *,
+    image: ImageName | None = None,
+    service: Service | None = None,
 ) -> tuple[RuntimePolicy, ...]:
-    """The enabled policies covering the request: the default policy first, then by name."""
-    image = split_image_name(request.image_ref)
-    service = resolve_service(request, services)
+    """The enabled policies covering the request: the default policy first, then by name.
+
+    `image` and `service` are the request's, when the caller has resolved them already."""
+    image = image or split_image_name(request.image_ref)
+    service = service or resolve_service(request, services, image)
     name = service.name if service is not None else None
     chosen = [
         p
@@ -498,20 +508,45 @@ def _host_aliases(path: str) -> tuple[str, ...]:
     return (norm,)
 
 
-def _is_ancestor(parent: str, path: str) -> bool:
-    return parent == "/" or path.startswith(parent.rstrip("/") + "/")
+@dataclass(frozen=True, slots=True)
+class _Blacklist:
+    literals: dict[str, str]
+    """Normalized literal entry -> the entry as written."""
+    ancestors: dict[str, str]
+    """Every directory above a literal entry -> that entry (mounting /var exposes /var/run/...)."""
+    globs: tuple[str, ...]
+
+
+@lru_cache(maxsize=256)
+def _compile_blacklist(entries: tuple[str, ...]) -> _Blacklist:
+    """Compiled once per list: each mount then costs a few set probes (decisions are hot)."""
+    literals: dict[str, str] = {}
+    ancestors: dict[str, str] = {}
+    globs: list[str] = []
+    for entry in entries:
+        if any(c in entry for c in "*?["):
+            globs.append(entry)
+            continue
+        norm = posixpath.normpath(entry) if entry.startswith("/") else entry
+        literals.setdefault(norm, entry)
+        parent = posixpath.dirname(norm)
+        while parent != norm:
+            ancestors.setdefault(parent, entry)
+            norm, parent = parent, posixpath.dirname(parent)
+    return _Blacklist(literals=literals, ancestors=ancestors, globs=tuple(globs))
 
 
 def blacklisted_mount(source: str, blacklist: Iterable[str]) -> str | None:
-    """The blacklist entry a bind source hits: itself, a glob over it, or a path inside it."""
-    sources = _host_aliases(source)
-    for entry in blacklist:
-        for src in sources:
-            if fnmatchcase(src, entry) or src == entry.rstrip("/") or src == entry:
-                return entry
-            # Mounting /var exposes /var/run/docker.sock: an ancestor of a literal entry counts.
-            if not any(c in entry for c in "*?[") and _is_ancestor(src, entry):
-                return entry
+    """The blacklist entry a bind source hits: equal to a literal entry, a directory holding
+    one, or matching a glob (`*` crosses `/`). None when the source is allowed."""
+    compiled = _compile_blacklist(tuple(blacklist))
+    for src in _host_aliases(source):
+        hit = compiled.literals.get(src) or compiled.ancestors.get(src)
+        if hit is not None:
+            return hit
+        for pattern in compiled.globs:
+            if fnmatchcase(src, pattern):
+                return pattern
     return None
 
 
@@ -587,9 +622,10 @@ def policy_violations(
     *,
     group_mode: Mode,
     now: datetime,
+    image: ImageName | None = None,
 ) -> tuple[Violation, ...]:
     """Every control of one policy that the request violates, each with its mode decision."""
-    controls, image = policy.controls, split_image_name(request.image_ref)
+    controls, image = policy.controls, image or split_image_name(request.image_ref)
     policy_mode = policy.mode_at(now)
     found = [
         *_image_controls(controls, image_state, image),
@@ -638,13 +674,15 @@ def decide(
     services: Iterable[Service] = (),
 ) -> AdmissionDecision:
     """Evaluate every applicable policy; block only what policy AND group enforce (DESIGN.md)."""
-    services = tuple(services)
-    chosen = applicable_policies(request, policies, services)
-    service = resolve_service(request, services)
+    image = split_image_name(request.image_ref)  # parsed once: decisions are on the hot path
+    service = resolve_service(request, services, image)
+    chosen = applicable_policies(request, policies, image=image, service=service)
     violations = tuple(
         v
         for policy in chosen
-        for v in policy_violations(policy, request, image_state, group_mode=group_mode, now=now)
+        for v in policy_violations(
+            policy, request, image_state, group_mode=group_mode, now=now, image=image
+        )
     )
     return AdmissionDecision(
         allowed=not any(v.blocks for v in violations),

@@ -4,8 +4,8 @@ A bundle holds the group's settings, the runtime policies that can apply to its 
 default one and those not scoped to other groups), every service, and an index of every image
 with a digest (manifest and config digests, current names, approved / disallowed / retired).
 Enforcers poll it every few seconds with the version as ETag; the cache keeps one replica from
-rebuilding it for each poll, and is bypassed as soon as the group's settings change so a mode
-switch reaches the enforcers at their next poll.
+rebuilding it for each poll, and rebuilds it as soon as the group's settings or anything it is
+built from changes, so a mode switch or a policy change reaches the enforcers at their next poll.
 """
 
 from __future__ import annotations
@@ -28,17 +28,26 @@ from tidegate.core.bundle import (
     build_image_index,
     bundle_to_json,
 )
+from tidegate.core.events import EventCategory
 from tidegate.core.policy import ImageStatus
 from tidegate.core.runtime import ImageStateKind, RuntimePolicy
 from tidegate.services.enforcers import group_info
 from tidegate.services.runtime import active_policies, all_services
+from tidegate.store.event_tables import EventRow
 from tidegate.store.inventory import ImageRow, ImageTagRow, RegistryRow, RepositoryRow
 from tidegate.store.runtime import EnforcerGroupRow
 
-__all__ = ["BUNDLE_TTL", "BuiltBundle", "BundleCache", "build_group_bundle", "image_records"]
+__all__ = [
+    "BUNDLE_MAX_AGE",
+    "BuiltBundle",
+    "BundleCache",
+    "build_group_bundle",
+    "fingerprint",
+    "image_records",
+]
 
-BUNDLE_TTL = timedelta(seconds=2)
-"""How long one replica serves a built bundle before rebuilding it."""
+BUNDLE_MAX_AGE = timedelta(seconds=30)
+"""The longest one replica serves a built bundle without rebuilding it."""
 
 
 def _state_of(row_status: str, retired: bool) -> ImageStateKind:
@@ -101,38 +110,63 @@ def build_group_bundle(session: Session, *, group: EnforcerGroupRow, now: dateti
     )
 
 
+_WATCHED = (EventCategory.IMAGE, EventCategory.POLICY, EventCategory.REGISTRY)
+"""Every change a bundle depends on (image registered, status changed, retired; runtime policy or
+service changed) records an event of one of these categories in the same transaction."""
+
+Fingerprint = tuple[EnforcerGroupInfo, tuple[tuple[datetime, int] | None, ...]]
+
+
+def fingerprint(session: Session, *, group: EnforcerGroupRow) -> Fingerprint:
+    """What a built bundle is valid for: the group's settings and the newest event of each watched
+    category (one index probe each, on the (category, ts, id) index)."""
+    newest: list[tuple[datetime, int] | None] = []
+    for category in _WATCHED:
+        query = (
+            select(EventRow.ts, EventRow.id)
+            .where(EventRow.category == str(category))
+            .order_by(EventRow.ts.desc(), EventRow.id.desc())
+            .limit(1)
+        )
+        row = session.execute(query).first()
+        newest.append((row[0], row[1]) if row is not None else None)
+    return group_info(group), tuple(newest)
+
+
 @dataclass(frozen=True, slots=True)
 class BuiltBundle:
     version: str
     body: bytes
     built_at: datetime
-    group: EnforcerGroupInfo
-    """The group's settings when built: a settings change invalidates the bundle at once."""
+    fingerprint: Fingerprint
 
 
 class BundleCache:
-    """Built bundles per group, for at most `ttl`; one per console process."""
+    """Built bundles per group; one per console process.
 
-    def __init__(self, ttl: timedelta = BUNDLE_TTL) -> None:
-        self.ttl = ttl
+    A poll costs a few index probes while nothing changed: the bundle (a second of work for
+    100,000 images) is rebuilt when the group's settings or a watched category changed, and at
+    least every `max_age` as a safety net for changes made without an event.
+    """
+
+    def __init__(self, max_age: timedelta = BUNDLE_MAX_AGE) -> None:
+        self.max_age = max_age
         self._built: dict[int, BuiltBundle] = {}
         self._lock = threading.Lock()
 
     def get(self, session: Session, *, group: EnforcerGroupRow, now: datetime) -> BuiltBundle:
+        current = fingerprint(session, group=group)
         with self._lock:
             cached = self._built.get(group.id)
         if (
             cached is not None
-            and cached.group == group_info(group)
-            and timedelta(0) <= now - cached.built_at < self.ttl
+            and cached.fingerprint == current
+            and timedelta(0) <= now - cached.built_at < self.max_age
         ):
             return cached
         bundle = build_group_bundle(session, group=group, now=now)
         built = BuiltBundle(
-            version=bundle.version,
-            body=bundle_to_json(bundle),
-            built_at=now,
-            group=bundle.group,
+            version=bundle.version, body=bundle_to_json(bundle), built_at=now, fingerprint=current
         )
         with self._lock:
             self._built[group.id] = built
