@@ -538,3 +538,96 @@ def test_enforcers_listed_with_health_and_bundle_version(
         ]
         == 2
     )
+
+
+def test_events_as_the_enforcer_agent_writes_them(client: TestClient, headers_for: Headers) -> None:
+    """The agent's own event documents (tidegate.enforcer.agent.events_for) are accepted as sent."""
+    agent = pytest.importorskip("tidegate.enforcer.agent")
+    from datetime import UTC, datetime
+
+    from tidegate.core.bundle import EnforcerGroupInfo, build_bundle, build_image_index
+    from tidegate.core.runtime import (
+        ContainerRequest,
+        ImageState,
+        Mount,
+        decide,
+        default_runtime_policy,
+    )
+
+    token = _bearer(_group(client, headers_for))
+    enforcer = client.post(
+        f"{API}/enforcer/register", json={"hostname": "node-1", "version": "1"}, headers=token
+    ).json()
+    again = client.post(
+        f"{API}/enforcer/register",
+        json={"hostname": "node-1", "version": "1", "enforcer_id": enforcer["enforcer_id"]},
+        headers=token,
+    ).json()
+    assert again["enforcer_id"] == enforcer["enforcer_id"]
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    bundle = build_bundle(
+        group=EnforcerGroupInfo("prod", Mode.ENFORCE),
+        policies=[default_runtime_policy()],
+        services=[],
+        images=build_image_index([]),
+        now=now,
+    )
+    request = ContainerRequest(
+        container_id="c1",
+        name="web",
+        image_ref="nginx:1.27",
+        host="node-1",
+        enforcer_group="prod",
+        mounts=(Mount("/var/run/docker.sock", "/sock"),),
+        user_uid=0,
+    )
+    decision = decide(
+        request,
+        bundle.policies,
+        ImageState(ImageStateKind.UNREGISTERED),
+        group_mode=Mode.ENFORCE,
+        now=now,
+    )
+    documents = agent.events_for(decision, request, source="hook", bundle=bundle, now=now)
+    batch = [
+        {**d, "idempotency_key": f"5f0c3a1e-0000-4000-8000-00000000000{i}"}
+        for i, d in enumerate(documents)
+    ]
+    answer = client.post(f"{API}/enforcer/events", json={"events": batch}, headers=token)
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["accepted"]) == len(documents) == 1
+    (event,) = [
+        e for e in _events(client, headers_for, category="runtime") if e["level"] == "detect"
+    ]
+    assert event["policy"] == "Default runtime policy"
+    assert {
+        k: event["data"][k]
+        for k in (
+            "policy_mode",
+            "enforcer_mode",
+            "effective_mode",
+            "control",
+            "source",
+            "image_ref",
+        )
+    } == {
+        "policy_mode": "audit",
+        "enforcer_mode": "enforce",
+        "effective_mode": "audit",
+        "control": "volume_blacklist",
+        "source": "hook",
+        "image_ref": "nginx:1.27",
+    }
+    beat = client.post(
+        f"{API}/enforcer/heartbeat",
+        json={
+            "enforcer_id": enforcer["enforcer_id"],
+            "bundle_version": None,
+            "status": "healthy",
+            "spooled": 3,
+        },
+        headers=token,
+    )
+    assert beat.status_code == 200, beat.text
+    listed = client.get(f"{API}/enforcers", headers=headers_for(Role.AUDITOR)).json()
+    assert listed[0]["status"] == {"status": "healthy", "spooled": 3}

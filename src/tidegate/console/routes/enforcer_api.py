@@ -67,7 +67,7 @@ def heartbeat(
         group=group,
         enforcer_id=body.enforcer_id,
         bundle_version=body.bundle_version,
-        status=body.status,
+        status=body.report(),
         now=now,
     )
     version = cache.get(session, group=group, now=now).version

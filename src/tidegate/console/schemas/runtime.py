@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from tidegate.core.bundle import FailMode
 from tidegate.core.events import EventLevel
@@ -345,6 +345,9 @@ class EnforcerPublic(BaseModel):
 class EnforcerRegister(_Body):
     hostname: str = Field(min_length=1, max_length=255)
     version: str = Field(min_length=1, max_length=64)
+    enforcer_id: str | None = Field(
+        default=None, max_length=64, description="The id it had (a restart): kept for its host."
+    )
 
 
 class GroupSettings(BaseModel):
@@ -362,10 +365,21 @@ class EnforcerRegistered(BaseModel):
     poll_seconds: float
 
 
-class HeartbeatBody(_Body):
+class HeartbeatBody(BaseModel):
+    """Alive, with the bundle it decides with; any further fields are the enforcer's own report
+    (spool depth, hook installed ...), kept as its status."""
+
+    model_config = ConfigDict(extra="allow")
+
     enforcer_id: str = Field(min_length=1, max_length=64)
     bundle_version: str | None = Field(default=None, max_length=80)
-    status: dict[str, Any] = Field(default_factory=dict)
+    status: str | dict[str, Any] = "healthy"
+
+    def report(self) -> dict[str, Any]:
+        extra = dict(self.model_extra or {})
+        if isinstance(self.status, dict):
+            return {**extra, **self.status}
+        return {**extra, "status": self.status}
 
 
 class HeartbeatAnswer(BaseModel):
@@ -377,22 +391,35 @@ class EnforcerEventBody(_Body):
     """One decision or observation of an enforcer."""
 
     idempotency_key: str = Field(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")
-    ts: datetime
+    ts: datetime = Field(validation_alias=AliasChoices("ts", "occurred_at"))
+    source: str | None = Field(default=None, max_length=32, description="hook | admission | ...")
     level: EventLevel
     action: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_.-]*$")
     message: str = Field(min_length=1, max_length=4000)
     container_id: str | None = Field(default=None, max_length=128)
     container_name: str | None = Field(default=None, max_length=255)
-    image_ref: str | None = Field(default=None, max_length=1024)
+    image_ref: str | None = Field(
+        default=None, max_length=1024, validation_alias=AliasChoices("image_ref", "image")
+    )
     image_id: str | None = Field(default=None, max_length=200)
     manifest_digest: str | None = Field(default=None, max_length=200)
     host: str | None = Field(default=None, max_length=255)
+    enforcer_group: str | None = Field(
+        default=None, max_length=128, description="Ignored: the group is the token's."
+    )
+    bundle_version: str | None = Field(default=None, max_length=80)
+    allowed: bool | None = None
     namespace: str | None = Field(default=None, max_length=255)
     policy_id: str | None = Field(default=None, max_length=64)
     policy_name: str | None = Field(default=None, max_length=128)
+    policy_version: int | None = None
     control: str | None = Field(default=None, max_length=64)
     policy_mode: Mode | None = None
-    point_mode: Mode | None = Field(default=None, description="The enforcer group's mode.")
+    point_mode: Mode | None = Field(
+        default=None,
+        description="The enforcer group's mode (also accepted as `enforcer_mode`).",
+        validation_alias=AliasChoices("point_mode", "enforcer_mode"),
+    )
     effective_mode: Mode | None = None
     engine_level: bool = False
     data: dict[str, Any] = Field(default_factory=dict)
@@ -416,9 +443,21 @@ class EnforcerEventBody(_Body):
 
     def event_data(self) -> dict[str, Any]:
         fields = self.model_dump(
-            mode="json", exclude={"idempotency_key", "ts", "level", "action", "message", "data"}
+            mode="json",
+            exclude={
+                "idempotency_key",
+                "ts",
+                "level",
+                "action",
+                "message",
+                "data",
+                "enforcer_group",
+            },
         )
-        return {**self.data, **{k: v for k, v in fields.items() if v is not None}}
+        out = {**self.data, **{k: v for k, v in fields.items() if v is not None}}
+        if self.point_mode is not None:
+            out["enforcer_mode"] = self.point_mode.value  # the enforcer's name for the point mode
+        return out
 
 
 class EventBatchBody(_Body):
