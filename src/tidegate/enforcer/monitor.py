@@ -276,6 +276,9 @@ class Monitor:
             self._threads.append(thread)
 
     def stop(self) -> None:
+        """Stop deciding: the group is closed, so the kernel allows every exec again. Idempotent."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         os.write(self._wake_w, b"x")
         for thread in self._threads[:1]:
