@@ -276,7 +276,7 @@ def complete(
         session, result=result, actor=f"scanner:{worker}", now=now, placeholder=placeholder
     )
     job.state, job.finished, job.updated = JobState.DONE.value, now, now
-    job.lease_owner, job.lease_expires = None, None
+    job.lease_expires = None  # lease_owner stays: which worker finished the job
     job.scan_id = image.latest_scan_id
     job.digest = job.digest or image.digest
     if image.id != job.image_id:
