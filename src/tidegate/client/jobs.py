@@ -68,10 +68,12 @@ class Job:
 
     @property
     def pull_reference(self) -> str:
-        """The reference pinned to the digest when known: a moved tag does not change the scan."""
-        if not self.digest or "@" in self.reference:
-            return self.reference
-        return f"{self.reference}@{self.digest}"
+        """host/repo[:tag]@digest when the digest is known (a moved tag does not change what is
+        scanned), without a transport prefix (a scanned image's reference may carry one)."""
+        reference = self.reference.removeprefix("docker://")
+        if not self.digest or "@" in reference:
+            return reference
+        return f"{reference}@{self.digest}"
 
 
 class JobSource(Protocol):
@@ -179,7 +181,7 @@ def _source_options(job: Job) -> Iterator[Any]:
             password=pull.get("password"),
             token=pull.get("token"),
             ca_file=ca_file,
-            insecure=bool(pull.get("insecure")) or _loopback(job.reference),
+            insecure=bool(pull.get("insecure")) or _loopback(job.pull_reference),
         )
 
 

@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -104,14 +105,31 @@ def rematch(result: ScanResult, store: object, snapshot: str) -> ScanResult:
     return match_result(bare, store, snapshot)  # type: ignore[arg-type]
 
 
-def _scans(session: Session) -> list[tuple[int, str | None, Analyzers, str | None]]:
+class _Scan(NamedTuple):
+    image_id: int
+    snapshot: str | None
+    analyzers: Analyzers
+    reference: str | None
+    digest: str | None
+
+
+def _scans(session: Session) -> list[_Scan]:
     query = (
-        select(ImageRow.id, ScanResultRow.db_snapshot, ScanResultRow.analyzers, ImageRow.reference)
+        select(
+            ImageRow.id,
+            ScanResultRow.db_snapshot,
+            ScanResultRow.analyzers,
+            ImageRow.reference,
+            ImageRow.digest,
+        )
         .join(ScanResultRow, ScanResultRow.id == ImageRow.latest_scan_id)
         .where(ImageRow.retired.is_(False))
         .order_by(ImageRow.id)
     )
-    return [(i, snap, analyzers_key(an), ref) for i, snap, an, ref in session.execute(query)]
+    return [
+        _Scan(i, snap, analyzers_key(an), ref, digest)
+        for i, snap, an, ref, digest in session.execute(query)
+    ]
 
 
 def rematch_all(
@@ -128,7 +146,7 @@ def rematch_all(
     with VulnStore.open(vulndb_path) as store:
         snapshot = store.snapshot_id()
         if images is None:
-            images = [i for i, snap, _a, _r in _scans(session) if snap != snapshot]
+            images = [s.image_id for s in _scans(session) if s.snapshot != snapshot]
         if not images:
             return ReevaluationSummary()
         return reevaluate(
@@ -150,16 +168,17 @@ def queue_analyzer_rescans(
     """Queue a scan job (a pull) for each image whose stored scan used other analyzers."""
     wanted = analyzers if analyzers is not None else current_analyzers()
     queued = []
-    for image_id, _snap, used, reference in _scans(session):
-        if reference is None or used == wanted:
+    for scan in _scans(session):
+        if scan.reference is None or scan.analyzers == wanted:
             continue
         job = enqueue_scan(
             session,
-            image_id=image_id,
-            reference=reference,
+            image_id=scan.image_id,
+            reference=scan.reference.removeprefix("docker://"),
             registry=None,
             now=now,
             reason="analyzers changed since the stored scan: re-scan",
+            digest=scan.digest,
             max_attempts=max_attempts,
         )
         if job is not None:
@@ -184,9 +203,7 @@ def run_rescans(
         return RescanSummary(snapshot=None, queued=queued)
     wanted = analyzers if analyzers is not None else current_analyzers()
     stale = [
-        image_id
-        for image_id, snap, used, _ref in _scans(session)
-        if snap != snapshot and used == wanted
+        s.image_id for s in _scans(session) if s.snapshot != snapshot and s.analyzers == wanted
     ]
     summary = rematch_all(session, vulndb_path=vulndb_path, now=now, images=stale)
     return RescanSummary(
