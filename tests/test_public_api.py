@@ -54,6 +54,7 @@ PUBLIC: dict[str, list[str]] = {
     "tidegate.scan": ["LayerCache", "ScanProgress", "scan_image"],
     "tidegate.errors": [
         "AuthError",
+        "BundleError",
         "CacheError",
         "ConflictError",
         "ConsoleApiError",

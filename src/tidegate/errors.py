@@ -2,6 +2,7 @@
 
 from tidegate.core.errors import (
     AuthError,
+    BundleError,
     CacheError,
     ConflictError,
     ConsoleApiError,
@@ -27,6 +28,7 @@ from tidegate.core.errors import (
 
 __all__ = [
     "AuthError",
+    "BundleError",
     "CacheError",
     "ConflictError",
     "ConsoleApiError",

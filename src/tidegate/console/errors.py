@@ -13,7 +13,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tidegate.core.errors import ImageError, TidegateError, UsageError, VulnDBError
+from tidegate.core.errors import BundleError, ImageError, TidegateError, UsageError, VulnDBError
+from tidegate.services.secrets_box import SecretsKeyError
 from tidegate.store.db import ConflictError, DatabaseUnavailableError, NotFoundError
 
 _log = logging.getLogger("tidegate.console")
@@ -48,6 +49,9 @@ STATUS_BY_ERROR: tuple[tuple[type[TidegateError], int, str], ...] = (
     (NotFoundError, 404, "not_found"),
     (ConflictError, 409, "conflict"),
     (DatabaseUnavailableError, 503, "database_unavailable"),
+    # A missing or wrong encryption key is the operator's configuration, not the caller's input.
+    (SecretsKeyError, 503, "encryption_key"),
+    (BundleError, 400, "bad_bundle"),
     (UsageError, 400, "bad_request"),
     (ImageError, 400, "image_error"),
     (VulnDBError, 503, "vulndb_unavailable"),

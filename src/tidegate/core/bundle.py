@@ -25,7 +25,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from tidegate.core.errors import TidegateError
+from tidegate.core.errors import BundleError
 from tidegate.core.policy import LabelRule, Mode
 from tidegate.core.runtime import (
     ImageState,
@@ -61,10 +61,6 @@ __all__ = [
 BUNDLE_FORMAT = 1
 KEY_BYTES = 16
 _E = TypeVar("_E", bound=StrEnum)
-
-
-class BundleError(TidegateError):
-    """A policy bundle (or a runtime policy / service document) that is malformed."""
 
 
 class FailMode(StrEnum):

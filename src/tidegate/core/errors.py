@@ -15,6 +15,7 @@
     |   +-- FeedError             a feed record or archive that is malformed
     +-- ReportError               an output document cannot be produced
     +-- CacheError                the layer cache cannot be used (it is then bypassed)
+    +-- BundleError               a policy bundle (or runtime policy document) that is malformed
     +-- StoreError                the console's database cannot be used as asked
     |   +-- DatabaseUnavailableError  unreachable, or not at the schema this code expects
     |   +-- NotFoundError         a record named by the caller does not exist
@@ -122,3 +123,7 @@ class NotFoundError(StoreError):
 
 class ConflictError(StoreError):
     """A change would break a uniqueness or consistency rule (a duplicate name...)."""
+
+
+class BundleError(TidegateError):
+    """A policy bundle (or a runtime policy / service document) that is malformed."""
