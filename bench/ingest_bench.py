@@ -328,7 +328,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.skip_ingest:
             layout = variant_layout(args.images)
             for workers in (int(w) for w in args.workers.split(",")):
-                figures["ingest"].append(ingest_run(cluster, layout, args.images, workers))
+                run = ingest_run(cluster, layout, args.images, workers)
+                print(f"ingest_bench: {json.dumps(run)}", file=sys.stderr)  # progress
+                figures["ingest"].append(run)
         samples = [webhook_run(cluster, args.events) for _ in range(max(1, args.repeat))]
         figures["webhook"] = {"events_per_s": statistics.median(samples), "samples": samples}
     finally:

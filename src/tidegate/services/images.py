@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from tidegate.core.errors import ReferenceError_, UsageError
@@ -62,12 +63,24 @@ class ImageDetail:
     verdict: VerdictRow | None
 
 
+def _insert_missing(
+    session: Session, model: type[Any], keys: dict[str, Any], now: datetime
+) -> None:
+    """INSERT the row unless one with these unique keys exists: concurrent registrations of
+    the same registry or repository (webhook bursts) each find the row, none fails."""
+    dialect = session.get_bind().dialect.name
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert(model)
+    session.execute(
+        insert.values(**keys, created=now).on_conflict_do_nothing(index_elements=list(keys))
+    )
+
+
 def _registry(session: Session, host: str, now: datetime) -> RegistryRow:
-    row = session.scalars(select(RegistryRow).where(RegistryRow.host == host)).first()
+    query = select(RegistryRow).where(RegistryRow.host == host)
+    row = session.scalars(query).first()
     if row is None:
-        row = RegistryRow(host=host, created=now)
-        session.add(row)
-        session.flush()
+        _insert_missing(session, RegistryRow, {"host": host}, now)
+        row = session.scalars(query).one()
     return row
 
 
@@ -77,9 +90,8 @@ def _repository(session: Session, registry: RegistryRow, name: str, now: datetim
     )
     row = session.scalars(query).first()
     if row is None:
-        row = RepositoryRow(registry_id=registry.id, name=name, created=now)
-        session.add(row)
-        session.flush()
+        _insert_missing(session, RepositoryRow, {"registry_id": registry.id, "name": name}, now)
+        row = session.scalars(query).one()
     return row
 
 
