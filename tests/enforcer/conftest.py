@@ -6,6 +6,10 @@
   busybox image loaded as BUSYBOX (user 1000) and the demo image as DEMO (both by skopeo from
   their OCI layouts). `podman.run(image, *args, hooks_dir=..., options=[...])` runs
   `podman run --rm --network none` and returns the CompletedProcess; `podman.image_id(name)`.
+- `live_console`: a `LiveConsole` (uvicorn in a thread on `app` from tests/console, SQLite and
+  PostgreSQL) that a test may `stop()` and `start()` again on the same port; `clock` is the
+  real time (the enforcer stamps events with it).
+- `demo_db`: a vulnerability DB with the demo's OSV records (lodash 4.17.15 is high).
 - `start_enforcer(console_url, token, state_dir) -> EnforcerProcess`: `tidegate enforcer` as a
   subprocess, waited for until its socket answers; `.hooks_dir` holds the hook JSON written by
   `tidegate enforcer install-hook`; `.stop()` ends it (SIGTERM, by its own pid).
@@ -18,15 +22,30 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import uvicorn
+from fastapi import FastAPI
 
+from console.conftest import (  # noqa: F401  (fixtures reused by name)
+    app,
+    database,
+    db_url,
+    headers_for,
+    pg_cluster,
+    settings,
+    token_for,
+)
 from helpers import images
+from helpers.clock import FakeClock
 from tidegate import demo
+from tidegate.vulndb import import_paths
 
 BUSYBOX = "localhost/tidegate-test/busybox:1.0"
 DEMO = "localhost/tidegate-test/demo:1.0"
@@ -57,14 +76,19 @@ class Podman:
     def load(self, source: str, name: str) -> None:
         subprocess.run(
             ["skopeo", "copy", "--quiet", source, self.storage_ref(name)],
-            check=True, env=self.env, capture_output=True,
-        )  # fmt: skip
+            check=True,
+            env=self.env,
+            capture_output=True,
+        )
 
     def image_id(self, name: str) -> str:
         out = subprocess.run(
             [*self.base(), "image", "inspect", "--format", "{{.Id}}", name],
-            check=True, env=self.env, capture_output=True, text=True,
-        )  # fmt: skip
+            check=True,
+            env=self.env,
+            capture_output=True,
+            text=True,
+        )
         return "sha256:" + out.stdout.strip()
 
     def run(
@@ -134,17 +158,43 @@ def start_enforcer(tmp_path: Path) -> Iterator[Callable[..., EnforcerProcess]]:
 
     def start(console: str, token: str, state_dir: Path | None = None) -> EnforcerProcess:
         state = state_dir or tmp_path / "enforcer-state"
-        sock, hooks, log = state / "enforcer.sock", tmp_path / "hooks.d", tmp_path / f"enforcer{len(started)}.log"
+        sock, hooks, log = (
+            state / "enforcer.sock",
+            tmp_path / "hooks.d",
+            tmp_path / f"enforcer{len(started)}.log",
+        )
         subprocess.run(
-            [*TIDEGATE, "enforcer", "install-hook", "--hooks-dir", str(hooks), "--state-dir", str(state)],
-            check=True, capture_output=True,
-        )  # fmt: skip
+            [
+                *TIDEGATE,
+                "enforcer",
+                "install-hook",
+                "--hooks-dir",
+                str(hooks),
+                "--state-dir",
+                str(state),
+            ],
+            check=True,
+            capture_output=True,
+        )
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [*TIDEGATE, "enforcer", "--console", console, "--group-token", token,
-                 "--state-dir", str(state), "--poll-interval", "0.5", "--hostname", "test-node"],
-                stdout=out, stderr=out,
-            )  # fmt: skip
+                [
+                    *TIDEGATE,
+                    "enforcer",
+                    "--console",
+                    console,
+                    "--group-token",
+                    token,
+                    "--state-dir",
+                    str(state),
+                    "--poll-interval",
+                    "0.5",
+                    "--hostname",
+                    "test-node",
+                ],
+                stdout=out,
+                stderr=out,
+            )
         _wait_for_socket(proc, sock, log)
         process = EnforcerProcess(proc, state, sock, hooks, log)
         started.append(process)
@@ -153,3 +203,64 @@ def start_enforcer(tmp_path: Path) -> Iterator[Callable[..., EnforcerProcess]]:
     yield start
     for process in started:
         process.stop()
+
+
+# -- a live console (uvicorn in a thread) that a test can stop and start again on its port ----
+
+
+class LiveConsole:
+    """The app served by uvicorn on 127.0.0.1:PORT; `stop()` and `start()` again at will."""
+
+    def __init__(self, app: FastAPI) -> None:  # noqa: F811
+        self.app, self.port = app, images.free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> LiveConsole:
+        config = uvicorn.Config(
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            ws="none",
+            lifespan="on",
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="live-console", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                pytest.fail("the console did not start under uvicorn")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=15)
+            self._server = None
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    # The enforcer stamps events with the real time; the console must agree on "now".
+    return FakeClock(datetime.now(UTC))
+
+
+@pytest.fixture
+def live_console(app: FastAPI) -> Iterator[LiveConsole]:  # noqa: F811
+    console = LiveConsole(app).start()
+    try:
+        yield console
+    finally:
+        console.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = tmp_path_factory.mktemp("enforcer-db")
+    path = work / "vulndb.sqlite"
+    import_paths(path, [demo.write_advisories(work)], strict=True)
+    return path

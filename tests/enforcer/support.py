@@ -54,7 +54,11 @@ def bundle(
 ) -> PolicyBundle:
     images = build_image_index(
         [
-            ImageRecord(ImageStateKind.REGISTERED_APPROVED, APPROVED, names=("reg.example.com/team/app:1.0",)),
+            ImageRecord(
+                ImageStateKind.REGISTERED_APPROVED,
+                APPROVED,
+                names=("reg.example.com/team/app:1.0",),
+            ),
             ImageRecord(
                 ImageStateKind.REGISTERED_DISALLOWED,
                 DISALLOWED,
@@ -76,4 +80,6 @@ def cached_agent(state_dir: Path, policy_bundle: PolicyBundle) -> Agent:
     """An agent whose console is unreachable, deciding from `policy_bundle` cached on disk."""
     state = StateDir(state_dir).create()
     state.bundle.write_bytes(bundle_to_json(policy_bundle))
-    return Agent(ConsoleClient(UNREACHABLE, "t", timeout=1), state, hostname="node-1", clock=lambda: NOW)
+    return Agent(
+        ConsoleClient(UNREACHABLE, "t", timeout=1), state, hostname="node-1", clock=lambda: NOW
+    )

@@ -83,7 +83,11 @@ def admission_review(obj: dict[str, Any], *, operation: str = "CREATE") -> dict[
             "name": obj["metadata"]["name"],
             "namespace": obj["metadata"]["namespace"],
             "operation": operation,
-            "userInfo": {"username": "admin", "uid": "014fbff9a07c", "groups": ["system:authenticated"]},
+            "userInfo": {
+                "username": "admin",
+                "uid": "014fbff9a07c",
+                "groups": ["system:authenticated"],
+            },
             "object": obj,
             "oldObject": None,
             "dryRun": False,
@@ -102,7 +106,10 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def serve(agent: Agent, tls: tuple[Path, Path]) -> Iterator[httpx.Client]:
     server = AdmissionServer(agent, "127.0.0.1", 0, cert=tls[0], key=tls[1]).start()
     try:
-        with httpx.Client(base_url=f"https://127.0.0.1:{server.port}", verify=ssl.create_default_context(cafile=str(tls[0]))) as http:
+        with httpx.Client(
+            base_url=f"https://127.0.0.1:{server.port}",
+            verify=ssl.create_default_context(cafile=str(tls[0])),
+        ) as http:
             yield http
     finally:
         server.close()
@@ -110,7 +117,9 @@ def serve(agent: Agent, tls: tuple[Path, Path]) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture(params=[(Mode.ENFORCE, Mode.ENFORCE)])
-def webhook(request: pytest.FixtureRequest, tmp_path: Path, tls: tuple[Path, Path]) -> Iterator[tuple[httpx.Client, Agent]]:
+def webhook(
+    request: pytest.FixtureRequest, tmp_path: Path, tls: tuple[Path, Path]
+) -> Iterator[tuple[httpx.Client, Agent]]:
     policy_mode, group_mode = request.param
     agent = cached_agent(tmp_path, bundle(policy_mode=policy_mode, group_mode=group_mode))
     for http in serve(agent, tls):
@@ -144,7 +153,17 @@ UNKNOWN = "docker.io/library/nginx:1.27"
         ),
         (pod([container(GOOD_IMAGE)], hostNetwork=True), False, {"block_host_network"}),
         (
-            pod([container(GOOD_IMAGE, securityContext={"runAsNonRoot": True, "capabilities": {"add": ["NET_ADMIN"], "drop": ["ALL"]}})]),
+            pod(
+                [
+                    container(
+                        GOOD_IMAGE,
+                        securityContext={
+                            "runAsNonRoot": True,
+                            "capabilities": {"add": ["NET_ADMIN"], "drop": ["ALL"]},
+                        },
+                    )
+                ]
+            ),
             False,
             {"blocked_capabilities"},
         ),
@@ -152,19 +171,38 @@ UNKNOWN = "docker.io/library/nginx:1.27"
             deployment(
                 {
                     "initContainers": [container(UNKNOWN, name="init")],
-                    "containers": [container(GOOD_IMAGE, volumeMounts=[{"name": "host", "mountPath": "/host-etc"}])],
-                    "volumes": [{"name": "host", "hostPath": {"path": "/etc", "type": "Directory"}}],
+                    "containers": [
+                        container(
+                            GOOD_IMAGE, volumeMounts=[{"name": "host", "mountPath": "/host-etc"}]
+                        )
+                    ],
+                    "volumes": [
+                        {"name": "host", "hostPath": {"path": "/etc", "type": "Directory"}}
+                    ],
                 }
             ),
             False,
             {"block_unregistered"},
         ),
-        (cronjob({"containers": [container(BAD)], "restartPolicy": "OnFailure"}), False, {"block_disallowed"}),
+        (
+            cronjob({"containers": [container(BAD)], "restartPolicy": "OnFailure"}),
+            False,
+            {"block_disallowed"},
+        ),
         (deployment({"containers": [container(GOOD_IMAGE)]}), True, set()),
     ],
-    ids=["pod-approved", "pod-disallowed", "pod-unregistered", "privileged-root", "host-network",
-         "capability", "deployment-init-and-hostpath", "cronjob-disallowed", "deployment-clean"],
-)  # fmt: skip
+    ids=[
+        "pod-approved",
+        "pod-disallowed",
+        "pod-unregistered",
+        "privileged-root",
+        "host-network",
+        "capability",
+        "deployment-init-and-hostpath",
+        "cronjob-disallowed",
+        "deployment-clean",
+    ],
+)
 def test_review_decides_every_container(
     webhook: tuple[httpx.Client, Agent], obj: dict[str, Any], allowed: bool, controls: set[str]
 ) -> None:
@@ -187,7 +225,10 @@ def test_review_decides_every_container(
         assert all(e["source"] == "admission" and e["namespace"] == "shop" for e in events)
 
 
-@pytest.mark.parametrize(("policy_mode", "group_mode"), [(Mode.AUDIT, Mode.ENFORCE), (Mode.ENFORCE, Mode.AUDIT), (Mode.AUDIT, Mode.AUDIT)])
+@pytest.mark.parametrize(
+    ("policy_mode", "group_mode"),
+    [(Mode.AUDIT, Mode.ENFORCE), (Mode.ENFORCE, Mode.AUDIT), (Mode.AUDIT, Mode.AUDIT)],
+)
 def test_audit_somewhere_allows_with_warnings(
     tmp_path: Path, tls: tuple[Path, Path], policy_mode: Mode, group_mode: Mode
 ) -> None:
@@ -196,10 +237,15 @@ def test_audit_somewhere_allows_with_warnings(
         response = _post(http, admission_review(pod([container(BAD)])))
         assert response["allowed"] is True
         assert any("DETECT" in w and "block_disallowed" in w for w in response["warnings"])
-        (event,) = [e.body for e in agent.spool.pending() if e.body["control"] == "block_disallowed"]
-        assert (event["level"], event["policy_mode"], event["enforcer_mode"], event["effective_mode"]) == (
-            "detect", policy_mode.value, group_mode.value, "audit"
-        )
+        (event,) = [
+            e.body for e in agent.spool.pending() if e.body["control"] == "block_disallowed"
+        ]
+        assert (
+            event["level"],
+            event["policy_mode"],
+            event["enforcer_mode"],
+            event["effective_mode"],
+        ) == ("detect", policy_mode.value, group_mode.value, "audit")
 
 
 def _malformed() -> list[tuple[str, bytes | dict[str, Any], str | None]]:
@@ -214,7 +260,7 @@ def _malformed() -> list[tuple[str, bytes | dict[str, Any], str | None]]:
     no_template = admission_review(deployment({"containers": []}))
     no_template["request"]["object"]["spec"]["template"] = "nope"
     return [
-        ("not-json", b"{\"apiVersion\": ", None),
+        ("not-json", b'{"apiVersion": ', None),
         ("not-an-object", b"[1, 2]", None),
         ("no-request", {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}, None),
         ("no-uid", no_uid, "request.uid"),
@@ -228,9 +274,16 @@ def _malformed() -> list[tuple[str, bytes | dict[str, Any], str | None]]:
 @pytest.mark.parametrize("fail_mode", [FailMode.OPEN, FailMode.CLOSED])
 @pytest.mark.parametrize(("name", "body", "says"), _malformed(), ids=[m[0] for m in _malformed()])
 def test_malformed_review_is_answered_per_fail_mode(
-    tmp_path: Path, tls: tuple[Path, Path], fail_mode: FailMode, name: str, body: Any, says: str | None
+    tmp_path: Path,
+    tls: tuple[Path, Path],
+    fail_mode: FailMode,
+    name: str,
+    body: Any,
+    says: str | None,
 ) -> None:
-    agent = cached_agent(tmp_path, bundle(policy_mode=Mode.ENFORCE, group_mode=Mode.ENFORCE, fail_mode=fail_mode))
+    agent = cached_agent(
+        tmp_path, bundle(policy_mode=Mode.ENFORCE, group_mode=Mode.ENFORCE, fail_mode=fail_mode)
+    )
     for http in serve(agent, tls):
         response = _post(http, body)
         assert response["allowed"] is (fail_mode is FailMode.OPEN)

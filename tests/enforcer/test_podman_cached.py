@@ -14,9 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import BUSYBOX, DEMO, EnforcerProcess, Podman
 from support import NOW, UNREACHABLE, strict_policy
 
+from conftest import BUSYBOX, DEMO, EnforcerProcess, Podman
 from tidegate.core.bundle import (
     EnforcerGroupInfo,
     ImageRecord,
@@ -59,7 +59,9 @@ def _events(enforcer: EnforcerProcess) -> list[dict[str, object]]:
         spool.close()
 
 
-@pytest.mark.parametrize(("policy_mode", "group_mode"), MODES, ids=[f"{p}-policy/{g}-group" for p, g in MODES])
+@pytest.mark.parametrize(
+    ("policy_mode", "group_mode"), MODES, ids=[f"{p}-policy/{g}-group" for p, g in MODES]
+)
 @pytest.mark.parametrize(
     ("image", "options", "control"),
     [
@@ -85,7 +87,8 @@ def test_container_start_in_every_mode(
     if blocked:
         assert run.returncode != 0
         assert "started" not in run.stdout
-        assert "runtime policy 'strict'" in run.stderr and f"control {control}" in run.stderr
+        assert "runtime policy 'strict'" in run.stderr
+        assert f"control {control}" in run.stderr
     else:
         assert run.returncode == 0, run.stderr
         assert run.stdout.strip() == "started"  # podman shows a hook's stderr only on failure
@@ -94,10 +97,14 @@ def test_container_start_in_every_mode(
     (event,) = events
     assert event["level"] == ("block" if blocked else "detect")
     assert (event["policy_mode"], event["enforcer_mode"], event["effective_mode"]) == (
-        policy_mode.value, group_mode.value, "enforce" if blocked else "audit"
+        policy_mode.value,
+        group_mode.value,
+        "enforce" if blocked else "audit",
     )
-    assert event["image"] == image and event["image_id"] == podman.image_id(image)
-    assert event["host"] == "test-node" and event["enforcer_group"] == "podman-hosts"
+    assert event["image"] == image
+    assert event["image_id"] == podman.image_id(image)
+    assert event["host"] == "test-node"
+    assert event["enforcer_group"] == "podman-hosts"
     assert event["source"] == "oci-hook"
 
 
@@ -106,12 +113,15 @@ def test_blacklisted_volume_and_clean_start(
 ) -> None:
     enforcer = _enforcer(podman, start_enforcer, tmp_path, Mode.ENFORCE, Mode.ENFORCE)
     # The default policy is audit: the /etc mount is detected; strict blocks the disallowed image.
-    run = podman.run(DEMO, "-c", "true", hooks_dir=enforcer.hooks_dir, options=("-v", "/etc:/host-etc"))
+    run = podman.run(
+        DEMO, "-c", "true", hooks_dir=enforcer.hooks_dir, options=("-v", "/etc:/host-etc")
+    )
     assert run.returncode != 0
     assert "DETECT: runtime policy 'Default runtime policy', control volume_blacklist" in run.stderr
     assert "/etc -> /host-etc" in run.stderr
     levels = {(e["control"], e["level"]) for e in _events(enforcer)}
-    assert ("volume_blacklist", "detect") in levels and ("block_disallowed", "block") in levels
+    assert ("volume_blacklist", "detect") in levels
+    assert ("block_disallowed", "block") in levels
 
 
 def test_enforcer_away_fail_open_then_closed(
@@ -120,7 +130,9 @@ def test_enforcer_away_fail_open_then_closed(
     enforcer = _enforcer(podman, start_enforcer, tmp_path, Mode.ENFORCE, Mode.ENFORCE)
     enforcer.stop()
     run = podman.run(BUSYBOX, "-c", "echo up", hooks_dir=enforcer.hooks_dir)
-    assert run.returncode == 0 and run.stdout.strip() == "up"  # fail-open (the default)
+    assert run.returncode == 0
+    assert run.stdout.strip() == "up"
     (enforcer.state_dir / "hook-fail-mode").write_text("closed")
     run = podman.run(BUSYBOX, "-c", "echo up", hooks_dir=enforcer.hooks_dir)
-    assert run.returncode != 0 and "fail-closed" in run.stderr
+    assert run.returncode != 0
+    assert "fail-closed" in run.stderr

@@ -108,11 +108,13 @@ def fetch_bundle(client: ConsoleClient, *, have: str | None) -> PolicyBundle | N
     return bundle_from_json(json.dumps(body))
 
 
-def upload_events(client: ConsoleClient, events: Iterable[Mapping[str, Any]]) -> EventUpload:
+def upload_events(
+    client: ConsoleClient, events: Iterable[Mapping[str, Any]], *, enforcer_id: str | None = None
+) -> EventUpload:
     """`POST /enforcer/events`: one batch; the console ignores keys it already has."""
-    batch = [dict(e) for e in events]
+    payload = {"enforcer_id": enforcer_id, "events": [dict(e) for e in events]}
     body = _object(
-        client.request("POST", "/enforcer/events", json={"events": batch}, expect=(200, 201, 202)),
+        client.request("POST", "/enforcer/events", json=payload, expect=(200, 201, 202)),
         client.url,
         "events",
     )

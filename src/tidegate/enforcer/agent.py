@@ -138,6 +138,7 @@ class Agent:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.status = _Status()
+        self._registered = False
         self._load_identity()
         self._load_cached_bundle()
 
@@ -185,10 +186,14 @@ class Agent:
     def sync(self) -> bool:
         """One round with the console: register, heartbeat, bundle, events. False: it is away."""
         try:
-            if self.status.enforcer_id is None:
+            if not self._registered:  # once per process: a restart keeps its id
                 registered = register_enforcer(
-                    self.client, hostname=self.hostname, version=__version__
+                    self.client,
+                    hostname=self.hostname,
+                    version=__version__,
+                    enforcer_id=self.status.enforcer_id,
                 )
+                self._registered = True
                 self.status.enforcer_id = registered.enforcer_id
                 self.state.write_json(self.state.identity, {"enforcer_id": registered.enforcer_id})
             current = self.bundle
@@ -202,7 +207,7 @@ class Agent:
             current = self.bundle
             heartbeat(
                 self.client,
-                enforcer_id=self.status.enforcer_id,
+                enforcer_id=self.status.enforcer_id or "",
                 bundle_version=current.version if current else None,
                 detail={"spooled_events": self.spool.count()},
             )
@@ -219,7 +224,10 @@ class Agent:
 
     def flush_events(self) -> int:
         """Upload the spool in batches; how many events the console answered for."""
-        result = self.spool.upload(lambda batch: upload_events(self.client, batch).answered)
+        eid = self.status.enforcer_id
+        result = self.spool.upload(
+            lambda batch: upload_events(self.client, batch, enforcer_id=eid).answered
+        )
         return result.confirmed
 
     def start(self) -> None:
