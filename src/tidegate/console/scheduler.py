@@ -24,7 +24,7 @@ from typing import Any
 from tidegate.client.jobs import Job, LeaseLostError, ScanFn, Worker, image_scanner, worker_name
 from tidegate.console.settings import Settings
 from tidegate.core.errors import TidegateError
-from tidegate.services import jobs, rescan
+from tidegate.services import jobs, registries, rescan
 from tidegate.services.acks import expire_acknowledgements
 from tidegate.services.assurance import apply_due_enforcement
 from tidegate.store.db import ConflictError, Database
@@ -47,7 +47,13 @@ class DatabaseJobSource:
     def claim(self, worker: str) -> Job | None:
         lease = self.settings.job_lease_seconds
         with self.database.session() as session:
-            claimed = jobs.claim(session, worker=worker, now=self.clock(), lease_seconds=lease)
+            claimed = jobs.claim(
+                session,
+                worker=worker,
+                now=self.clock(),
+                lease_seconds=lease,
+                encryption_key=self.settings.encryption_secret,
+            )
         if claimed is None:
             return None
         return Job(
@@ -150,14 +156,9 @@ class Scheduler:
             apply_due_enforcement(session, now=self.clock())
 
     def due_pulls(self) -> list[Any]:
-        try:
-            from tidegate.services import registries  # type: ignore[attr-defined,unused-ignore]
-        except ImportError:
-            return []  # scheduled pulls arrive with managed registries
-        run_due_pulls = getattr(registries, "run_due_pulls", None)
-        if run_due_pulls is None:
-            return []
-        runs: list[Any] = run_due_pulls(self.database, now=self.clock())
+        runs: list[Any] = registries.run_due_pulls(
+            self.database, now=self.clock(), key=self.settings.encryption_secret
+        )
         return runs
 
     def rescans(self) -> rescan.RescanSummary | None:

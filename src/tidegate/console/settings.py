@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     login_token_ttl: timedelta = timedelta(hours=12)
     encryption_key: SecretStr | None = None
     """Seals registry credentials at rest (at least 16 characters); without it none are stored."""
+
+    @property
+    def encryption_secret(self) -> str | None:
+        """The encryption key's value, for services.registries."""
+        return self.encryption_key.get_secret_value() if self.encryption_key else None
+
     embedded_workers: int = Field(default=1, ge=0, le=64)
     """In-process scan workers started with the console (0: only remote `tidegate scanner`s)."""
     scheduler: bool = True

@@ -17,7 +17,7 @@ registered twice.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -161,9 +161,16 @@ def _claimable(now: datetime) -> Any:
 
 
 def claim(
-    session: Session, *, worker: str, now: datetime, lease_seconds: float
+    session: Session,
+    *,
+    worker: str,
+    now: datetime,
+    lease_seconds: float,
+    encryption_key: str | None = None,
 ) -> ClaimedJob | None:
-    """Claim the next due job for `worker` with a lease of `lease_seconds`; None when idle."""
+    """Claim the next due job for `worker` with a lease of `lease_seconds`; None when idle.
+
+    `encryption_key` opens the registry's stored credentials for the worker's pull."""
     if not worker:
         raise UsageError("worker: a worker name is required to claim a job")
     lease = now + timedelta(seconds=lease_seconds)
@@ -204,30 +211,23 @@ def claim(
         registry_name=job.registry_name,
         attempt=job.attempts,
         lease_expires=lease,
-        pull=_pull_options(session, job.registry_name),
+        pull=_pull_options(session, job.registry_name, encryption_key),
     )
 
 
-def _pull_options(session: Session, registry_name: str | None) -> dict[str, Any] | None:
-    """The registry's pull options from services.registries (when that module exists)."""
+def _pull_options(
+    session: Session, registry_name: str | None, key: str | None
+) -> dict[str, Any] | None:
+    """How to pull from the job's registry, when it is a managed one."""
     if registry_name is None:
         return None
+    # Imported here: services.registries queues scans through this module.
+    from tidegate.services.registries import pull_options
+
     try:
-        from tidegate.services import registries  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return None
-    lookup = getattr(registries, "pull_options", None)
-    if lookup is None:
-        return None
-    try:
-        options = lookup(session, registry_name)
+        return asdict(pull_options(session, registry_name, key=key))
     except NotFoundError:
-        return None  # the registry was removed since: pull anonymously
-    if options is None:
-        return None
-    if is_dataclass(options) and not isinstance(options, type):
-        return asdict(options)
-    return dict(options)
+        return None  # not a managed registry (or removed since): pull anonymously
 
 
 def _held(session: Session, job_id: int, worker: str) -> ScanJobRow:

@@ -56,7 +56,13 @@ def claim_job(
     """Claim the next due job: 200 with the job and its lease, or 204 when the queue is idle."""
     lease = body.lease_seconds or settings.job_lease_seconds
     owner = _owner(principal, body.worker)
-    job = jobs.claim(session, worker=owner, now=clock(), lease_seconds=lease)
+    job = jobs.claim(
+        session,
+        worker=owner,
+        now=clock(),
+        lease_seconds=lease,
+        encryption_key=settings.encryption_secret,
+    )
     if job is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     return ClaimedJobPublic(

@@ -26,7 +26,6 @@ from tidegate.console.schemas.registries import (
     WebhookAccepted,
     WebhookSecret,
 )
-from tidegate.console.settings import Settings
 from tidegate.core.roles import Permission
 from tidegate.services import registries
 from tidegate.store.registries import ManagedRegistryRow, RegistryRunRow
@@ -34,11 +33,6 @@ from tidegate.store.registries import ManagedRegistryRow, RegistryRunRow
 router = APIRouter(prefix="/registries", tags=["registries"], responses={**ERROR_RESPONSES})
 Reader = Annotated[Principal, Depends(require(Permission.REGISTRIES_READ))]
 Writer = Annotated[Principal, Depends(require(Permission.REGISTRIES_WRITE))]
-
-
-def _key(settings: Settings) -> str | None:
-    key = settings.encryption_key
-    return key.get_secret_value() if key is not None else None
 
 
 def _public(row: ManagedRegistryRow) -> dict[str, Any]:
@@ -81,7 +75,7 @@ def create_registry(
         webhook_secret=body.webhook_secret,
     )  # fmt: skip
     row, secret = registries.create_registry(
-        session, spec=spec, key=_key(settings), actor=principal.name, now=clock()
+        session, spec=spec, key=settings.encryption_secret, actor=principal.name, now=clock()
     )
     return RegistryCreated.model_validate({**_public(row), "webhook_secret": secret})
 
@@ -101,9 +95,13 @@ def update_registry(
     settings: SettingsDep,
 ) -> RegistryPublic:
     row = registries.update_registry(
-        session, name=name, changes=body.changes(), key=_key(settings), actor=principal.name,
+        session,
+        name=name,
+        changes=body.changes(),
+        key=settings.encryption_secret,
+        actor=principal.name,
         now=clock(),
-    )  # fmt: skip
+    )
     return RegistryPublic.model_validate(_public(row))
 
 
@@ -128,7 +126,7 @@ def check_registry(
 ) -> ConnectionReportPublic:
     """Probe the registry with its credentials: ok, or what is wrong (DNS, TLS, 401 and the
     scheme asked for, not a registry)."""
-    report = registries.check_connection(session, name=name, key=_key(settings))
+    report = registries.check_connection(session, name=name, key=settings.encryption_secret)
     return ConnectionReportPublic(
         ok=report.ok, message=report.message,
         problem=report.problem.value if report.problem else None,
@@ -141,7 +139,9 @@ def pull_registry(
     name: str, _p: Writer, database: DatabaseDep, clock: ClockDep, settings: SettingsDep
 ) -> RunPublic:
     """Run the scheduled pull now; the answer is the run's report."""
-    run = registries.run_pull(database, name=name, now=clock(), key=_key(settings), clock=clock)
+    run = registries.run_pull(
+        database, name=name, now=clock(), key=settings.encryption_secret, clock=clock
+    )
     with database.session() as session:
         rows = registries.list_runs(session, name=name, limit=1)
         return _run(rows[0], run.registry)
