@@ -6,6 +6,8 @@ cached bundle: 2 policies, the image registered) and real podman containers (run
   --socket ... --state-dir ...`, the OCI state on stdin, exit status read), p50/p99 over
   `--decisions` runs (default 1,000); the state names a bundle laid out as podman lays it out
   (config.json, containers.json), captured from a real container;
+- interpreter floor: `python -I -S -c pass` run the same way, interleaved with the hook runs:
+  what any Python hook pays before its first line (the rest of the hook exec is its own);
 - socket decision alone: the same request sent over the unix socket from this process
   (the enforcer's share: read config.json and metadata, decide, answer), p50/p99;
 - container start without / with the hook: `podman run --rm --network none IMAGE true`, p50/p99
@@ -244,7 +246,11 @@ def measure(decisions: int, starts: int) -> dict[str, Any]:
             decide = _socket_decision(sock, state)
             for _ in range(20):  # warm the page cache and the enforcer
                 hook(), decide()
-            exec_times = [hook() for _ in range(decisions)]
+            floor = _hook_exec([sys.executable, "-I", "-S", "-c", "pass"], b"")
+            exec_times, floor_times = [], []
+            for _ in range(decisions):  # interleaved: load from other work hits both alike
+                exec_times.append(hook())
+                floor_times.append(floor())
             socket_times = [decide() for _ in range(decisions)]
             engine.run(None), engine.run(hooks)
             plain: list[float] = []
@@ -261,6 +267,7 @@ def measure(decisions: int, starts: int) -> dict[str, Any]:
     without, with_hook = _pcts(plain), _pcts(hooked)
     return {
         "hook_exec": _pcts(exec_times),
+        "interpreter_floor": _pcts(floor_times),
         "socket_decision": _pcts(socket_times),
         "start_without_hook": without,
         "start_with_hook": with_hook,
@@ -283,6 +290,8 @@ def _median_of(runs: list[dict[str, Any]], *path: str) -> float:
 FIGURES = [
     ("hook exec round trip p50 (ms)", ("hook_exec", "p50_ms")),
     ("hook exec round trip p99 (ms)", ("hook_exec", "p99_ms")),
+    ("python -I -S -c pass p50 (ms)", ("interpreter_floor", "p50_ms")),
+    ("python -I -S -c pass p99 (ms)", ("interpreter_floor", "p99_ms")),
     ("socket decision p50 (ms)", ("socket_decision", "p50_ms")),
     ("socket decision p99 (ms)", ("socket_decision", "p99_ms")),
     ("podman run, no hook p50 (ms)", ("start_without_hook", "p50_ms")),
