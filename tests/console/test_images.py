@@ -3,6 +3,7 @@ reference, lookups by every identity, filters, detail, roles and bad bodies."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -95,24 +96,32 @@ def test_filters(client: TestClient, headers_for: Headers) -> None:
     assert found(after=first[-1]["id"]) == [digest(3)]
 
 
-def test_register_by_reference_scans_in_the_background(
+def test_register_by_reference_queues_one_scan_job(
     client: TestClient, headers_for: Headers
 ) -> None:
-    # Nothing listens on port 9: the embedded worker's pull fails, and the image says why.
-    answer = client.post(
-        "/api/v1/images", json={"reference": "127.0.0.1:9/team/app:1"}, headers=headers_for(Role.CI)
-    )
+    # Nothing listens on port 9: the embedded worker's pull fails, the job records why and waits
+    # for its retry; the image stays unscanned meanwhile.
+    body = {"reference": "127.0.0.1:9/team/app:1"}
+    answer = client.post("/api/v1/images", json=body, headers=headers_for(Role.CI))
     assert answer.status_code == 202, answer.text
     assert answer.json()["status"] == "unscanned"
-    detail = client.get(
-        "/api/v1/images/127.0.0.1:9/team/app:1", headers=headers_for(Role.AUDITOR)
-    ).json()
-    assert detail["status"] == "failed"
-    assert detail["status_reason"].startswith("scan failed:")
-    events = client.get(
-        "/api/v1/events", params={"category": "scan"}, headers=headers_for(Role.AUDITOR)
-    ).json()["items"]
-    assert events[0]["action"] == "scan.failed"
+    again = client.post("/api/v1/images", json=body, headers=headers_for(Role.CI))
+    assert again.status_code == 202, again.text
+    auditor = headers_for(Role.AUDITOR)
+    deadline = time.monotonic() + 20
+    while True:
+        page = client.get("/api/v1/scan-jobs", headers=auditor).json()
+        jobs = [j for j in page["jobs"] if j["reference"].endswith("127.0.0.1:9/team/app:1")]
+        assert len(jobs) == 1, page  # registered twice: one image, one job
+        if jobs[0]["last_error"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert jobs[0]["attempts"] >= 1
+    assert jobs[0]["state"] in ("queued", "failed", "dead")
+    assert "127.0.0.1:9" in jobs[0]["last_error"]
+    detail = client.get("/api/v1/images/127.0.0.1:9/team/app:1", headers=auditor).json()
+    assert detail["status"] in ("unscanned", "failed"), detail["status_reason"]
+    assert "127.0.0.1:9" in detail["status_reason"]
 
 
 @pytest.mark.parametrize(

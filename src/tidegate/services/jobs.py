@@ -318,6 +318,14 @@ def _attempt_failed(
         return
     job.state = JobState.FAILED.value
     job.next_attempt_at = now + retry_delay(job.attempts, backoff)
+    image = session.get(ImageRow, job.image_id)
+    if image is not None and image.latest_scan_id is None:
+        # No longer "scanning": waiting for the retry, and saying why.
+        image.status = ImageStatus.UNSCANNED.value
+        image.status_reason = (
+            f"scan attempt {job.attempts} of {job.max_attempts} failed: {error}; "
+            f"retried from {job.next_attempt_at.isoformat()}"
+        )
     record_event(
         session,
         category=EventCategory.SCAN,
