@@ -10,8 +10,9 @@ import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tidegate.console.schemas.common import AwareDatetime
 from tidegate.core.policy import AckScopeKind
 
 __all__ = ["AckBody", "AckPatch", "AckPublic"]
@@ -19,13 +20,6 @@ __all__ = ["AckBody", "AckPatch", "AckPublic"]
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}")
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise ValueError("must carry a time zone (e.g. 2025-01-31T00:00:00Z)")
-    return value
-
-
-AwareDatetime = Annotated[datetime | None, AfterValidator(_aware)]
 Text = Annotated[str, Field(min_length=1, max_length=255)]
 
 

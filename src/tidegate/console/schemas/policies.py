@@ -11,8 +11,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
+from tidegate.console.schemas.common import AwareDatetime, RequestBody
 from tidegate.core.constraints import parse_constraint, version_kind
 from tidegate.core.models import PackageType, Severity
 from tidegate.core.policy import AssurancePolicy, Controls, Mode, Scope
@@ -32,29 +33,18 @@ __all__ = [
 ]
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise ValueError("must carry a time zone (e.g. 2025-01-31T00:00:00Z)")
-    return value
-
-
-AwareDatetime = Annotated[datetime | None, AfterValidator(_aware)]
 Glob = Annotated[str, Field(min_length=1, max_length=255)]
 NonNegativeDays = Annotated[int, Field(ge=0, le=36500)]
 
 
-class LabelRuleBody(_Body):
+class LabelRuleBody(RequestBody):
     key: str = Field(min_length=1, max_length=255)
     value: str | None = Field(
         default=None, max_length=255, description="Glob over the value; null: any value."
     )
 
 
-class ScopeBody(_Body):
+class ScopeBody(RequestBody):
     """Which images the policy covers; all lists empty: every image."""
 
     registries: list[Glob] = Field(default_factory=list, description="Globs over registry hosts.")
@@ -64,17 +54,17 @@ class ScopeBody(_Body):
     labels: list[LabelRuleBody] = Field(default_factory=list)
 
 
-class SeverityLimitBody(_Body):
+class SeverityLimitBody(RequestBody):
     max_severity: Severity = Field(description="The highest severity allowed.")
     only_fixable: bool = False
 
 
-class ScoreLimitBody(_Body):
+class ScoreLimitBody(RequestBody):
     max_score: float = Field(ge=0.0, le=10.0, description="The highest CVSS score allowed.")
     only_fixable: bool = False
 
 
-class PackageRuleBody(_Body):
+class PackageRuleBody(RequestBody):
     name: str = Field(min_length=1, max_length=255)
     versions: str | None = Field(default=None, description='A constraint: ">=1.0, <1.2.5".')
     type: PackageType | None = None
@@ -89,12 +79,12 @@ class PackageRuleBody(_Body):
         return self
 
 
-class GraceBody(_Body):
+class GraceBody(RequestBody):
     published_days: NonNegativeDays | None = None
     fixed_days: NonNegativeDays | None = None
 
 
-class ControlsBody(_Body):
+class ControlsBody(RequestBody):
     """Each control is off unless given."""
 
     severity: SeverityLimitBody | None = None
@@ -131,7 +121,7 @@ def _scope_domain(scope: ScopeBody) -> Scope:
     return scope_from_json(scope.model_dump(mode="json"))
 
 
-class PolicyBody(_Body):
+class PolicyBody(RequestBody):
     """A whole policy: the body of POST and PUT, and one `kind: Policy` document of apply."""
 
     name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._:/-]*$")
@@ -163,7 +153,7 @@ class PolicyBody(_Body):
         }
 
 
-class PolicyPatch(_Body):
+class PolicyPatch(RequestBody):
     """PATCH: only the fields given change."""
 
     name: str | None = Field(

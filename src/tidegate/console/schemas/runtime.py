@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
+from tidegate.console.schemas.common import AwareDatetime, RequestBody
 from tidegate.core.bundle import FailMode
 from tidegate.core.events import EventLevel
 from tidegate.core.modes import effective_mode
@@ -48,16 +49,6 @@ __all__ = [
 ]
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise ValueError("must carry a time zone (e.g. 2025-01-31T00:00:00Z)")
-    return value
-
-
 def _absolute(value: str) -> str:
     if not value.startswith(("/", "*")):
         raise ValueError("must be an absolute host path or a glob starting with / or *")
@@ -71,7 +62,6 @@ def _capability(value: str) -> str:
     return name
 
 
-AwareDatetime = Annotated[datetime | None, AfterValidator(_aware)]
 Glob = Annotated[str, Field(min_length=1, max_length=255)]
 HostPath = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(_absolute)]
 Capability = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_capability)]
@@ -81,14 +71,14 @@ PolicyName = Annotated[
 GroupName = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[a-z0-9][a-z0-9._-]*$")]
 
 
-class LabelRuleBody(_Body):
+class LabelRuleBody(RequestBody):
     key: str = Field(min_length=1, max_length=255)
     value: str | None = Field(
         default=None, max_length=255, description="Glob over the value; null: any value."
     )
 
 
-class RuntimeScopeBody(_Body):
+class RuntimeScopeBody(RequestBody):
     """Which containers the policy covers; all lists empty: every container."""
 
     enforcer_groups: list[Glob] = Field(default_factory=list)
@@ -101,7 +91,7 @@ class RuntimeScopeBody(_Body):
     services: list[Glob] = Field(default_factory=list, description="Service names.")
 
 
-class RuntimeControlsBody(_Body):
+class RuntimeControlsBody(RequestBody):
     """Each control is off unless given. `seccomp_profile` is engine-level: no audit form."""
 
     block_unregistered: bool = False
@@ -126,7 +116,7 @@ def _compact(model: BaseModel) -> dict[str, Any]:
     return {k: v for k, v in model.model_dump(mode="json").items() if v not in (False, [], None)}
 
 
-class RuntimePolicyBody(_Body):
+class RuntimePolicyBody(RequestBody):
     """A whole runtime policy: the body of POST and PUT."""
 
     name: PolicyName
@@ -151,7 +141,7 @@ class RuntimePolicyBody(_Body):
         }
 
 
-class RuntimePolicyPatch(_Body):
+class RuntimePolicyPatch(RequestBody):
     """PATCH: only the fields given change."""
 
     name: PolicyName | None = None
@@ -245,7 +235,7 @@ class RuntimePolicyVersionPublic(BaseModel):
 # Services
 
 
-class ServiceRuleBody(_Body):
+class ServiceRuleBody(RequestBody):
     """All given parts must hold; at least one part is required."""
 
     labels: list[LabelRuleBody] = Field(default_factory=list)
@@ -261,7 +251,7 @@ class ServiceRuleBody(_Body):
         return self
 
 
-class ServiceBody(_Body):
+class ServiceBody(RequestBody):
     """The body of PUT /services/{name}."""
 
     description: str = Field(default="", max_length=4000)
@@ -288,7 +278,7 @@ class ServicePublic(BaseModel):
 # Enforcer groups and enforcers
 
 
-class EnforcerGroupCreate(_Body):
+class EnforcerGroupCreate(RequestBody):
     name: GroupName
     description: str = Field(default="", max_length=4000)
     mode: Mode = Field(default=Mode.AUDIT, description="New groups start in audit.")
@@ -299,7 +289,7 @@ class EnforcerGroupCreate(_Body):
     audit_all: bool = Field(default=False, description="Record allowed starts too.")
 
 
-class EnforcerGroupPatch(_Body):
+class EnforcerGroupPatch(RequestBody):
     description: str | None = Field(default=None, max_length=4000)
     mode: Mode | None = None
     admission_enabled: bool | None = None
@@ -342,7 +332,7 @@ class EnforcerPublic(BaseModel):
     status: dict[str, Any]
 
 
-class EnforcerRegister(_Body):
+class EnforcerRegister(RequestBody):
     hostname: str = Field(min_length=1, max_length=255)
     version: str = Field(min_length=1, max_length=64)
     enforcer_id: str | None = Field(
@@ -387,7 +377,7 @@ class HeartbeatAnswer(BaseModel):
     bundle_version: str = Field(description="The group's current bundle version.")
 
 
-class EnforcerEventBody(_Body):
+class EnforcerEventBody(RequestBody):
     """One decision or observation of an enforcer."""
 
     idempotency_key: str = Field(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")
@@ -460,7 +450,7 @@ class EnforcerEventBody(_Body):
         return out
 
 
-class EventBatchBody(_Body):
+class EventBatchBody(RequestBody):
     enforcer_id: str | None = Field(default=None, max_length=64)
     events: list[EnforcerEventBody] = Field(max_length=1000)
 
