@@ -15,6 +15,7 @@ class ExitCode(IntEnum):
     OUTPUT_ERROR = 6
     CONSOLE_UNREACHABLE = 7
     DATABASE_ERROR = 8
+    ENFORCER_ERROR = 9
     INTERNAL_ERROR = 70
     INTERRUPTED = 130
 
@@ -42,6 +43,10 @@ MEANINGS: dict[ExitCode, str] = {
     ExitCode.DATABASE_ERROR: (
         "the console's database cannot be used: unreachable, or at a schema this version does "
         "not know (see the message)"
+    ),
+    ExitCode.ENFORCER_ERROR: (
+        "the enforcer cannot work: its state directory, socket, fanotify or admission listener "
+        "cannot be set up (see the message)"
     ),
     ExitCode.INTERNAL_ERROR: "a bug in Tidegate: run again with `--debug` and report the traceback",
     ExitCode.INTERRUPTED: "stopped by Ctrl-C",

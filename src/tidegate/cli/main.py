@@ -34,6 +34,7 @@ from tidegate.core.errors import (
     UsageError,
     VulnDBError,
 )
+from tidegate.enforcer.errors import EnforcerError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -107,6 +108,8 @@ def _code_for(exc: TidegateError) -> ExitCode:
         return ExitCode.OUTPUT_ERROR
     if isinstance(exc, StoreError):
         return ExitCode.DATABASE_ERROR
+    if isinstance(exc, EnforcerError):
+        return ExitCode.ENFORCER_ERROR
     if isinstance(exc, ConsoleApiError) and exc.status in (401, 403):
         return ExitCode.AUTH_ERROR
     if isinstance(exc, ConsoleError):
