@@ -4,7 +4,6 @@ DESIGN.md story, explanations and speed."""
 from __future__ import annotations
 
 import dataclasses
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -710,39 +709,3 @@ def test_explain_controls() -> None:
 
 
 # --- speed ------------------------------------------------------------------------------------
-
-
-def test_ten_thousand_images_against_ten_policies_is_fast() -> None:
-    """The budget is 30 s for 10,000 x 10 including DB work; evaluation must be a small part."""
-    policies = [
-        policy(
-            Controls(
-                severity=SeverityLimit(Severity.HIGH),
-                score=ScoreLimit(9.0, only_fixable=True),
-                cve_denylist=("CVE-2021-44228",),
-                package_denylist=(PackageRule("zlib1g", "<1:1.3"),),
-                grace=GracePeriod(published_days=3),
-                block_root=True,
-                required_labels=(LabelRule("owner"),),
-            ),
-            id=PolicyId(str(i)),
-            name=f"policy-{i}",
-            mode=Mode.ENFORCE if i % 2 else Mode.AUDIT,
-        )
-        for i in range(10)
-    ]
-    many = tuple(
-        dataclasses.replace(f, id=f"CVE-2024-{n:05d}") for n in range(20) for f in ALL_FINDINGS
-    )
-    image = subject(findings=many)
-    acks = [ack(f"CVE-2024-{n:05d}", id=AckId(f"a{n}")) for n in range(0, 20, 4)]
-    # Best of three batches: a busy CI machine slows a batch down, never speeds one up.
-    count, batches = 200, []
-    for _ in range(3):
-        start = time.perf_counter()
-        for _ in range(count):
-            evaluate(image, policies, acks, now=NOW, db_snapshot="s")
-        batches.append((time.perf_counter() - start) / count)
-    per_image = min(batches)
-    # 80 findings x 10 policies per image; 10,000 images must take well under 30 s.
-    assert per_image * 10_000 < 15, f"{per_image * 1000:.2f} ms per image"
