@@ -174,3 +174,20 @@ def test_connection_reports(
         assert (report["problem"], report["auth_scheme"]) == (problem, scheme), (body, report)
         assert report["ok"] is (problem is None)
         assert text in report["message"], report
+
+
+def test_a_reference_on_a_managed_registry_is_pulled_with_its_settings(
+    client: TestClient, headers_for: Headers
+) -> None:
+    admin = headers_for(Role.ADMINISTRATOR)
+    # Loopback ports nothing listens on: the embedded worker's pulls fail at once, offline.
+    assert _create(client, admin, url="http://127.0.0.1:9").status_code == 201
+    for reference in ("127.0.0.1:9/team/app:1", "127.0.0.2:9/team/app:1"):
+        answer = client.post("/api/v1/images", json={"reference": reference}, headers=admin)
+        assert answer.status_code == 202, answer.text
+    jobs = client.get("/api/v1/scan-jobs", headers=admin).json()["jobs"]
+    by_reference = {j["reference"]: j["registry_name"] for j in jobs}
+    assert by_reference == {
+        "127.0.0.1:9/team/app:1": "r",
+        "127.0.0.2:9/team/app:1": None,
+    }

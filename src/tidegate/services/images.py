@@ -35,6 +35,7 @@ from tidegate.store.inventory import (
     ScanResultRow,
     VerdictRow,
 )
+from tidegate.store.registries import ManagedRegistryRow
 
 __all__ = [
     "ImageView",
@@ -259,6 +260,8 @@ def register_reference(
     whose pull options (credentials, TLS) the worker uses."""
     image, needs_scan = _reference_image(session, reference=reference, actor=actor, now=now)
     if needs_scan:
+        if registry_name is None:
+            registry_name = _managed_registry(session, _registry_reference(reference).registry)
         enqueue_scan(
             session,
             image_id=image.id,
@@ -270,6 +273,14 @@ def register_reference(
             max_attempts=max_attempts,
         )
     return image, needs_scan
+
+
+def _managed_registry(session: Session, host: str | None) -> str | None:
+    """The configured registry serving `host`, so its worker pulls with its credentials."""
+    if host is None:
+        return None
+    query = select(ManagedRegistryRow.name).where(ManagedRegistryRow.host == host)
+    return session.scalars(query.order_by(ManagedRegistryRow.id)).first()
 
 
 def _reference_image(
