@@ -61,20 +61,23 @@ class TableWriter:
                 console.print(part)
                 console.print()
         console.print(_summary(result))
-        for section in _sections(result):
+        for section in _sections(result, options):
             console.print()
             console.print(section)
         # rich pads every line to the table width; trailing blanks only clutter logs and diffs.
         out.writelines(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
 
 
-def _sections(result: ScanResult) -> list[Table]:
-    """Findings when there are any, else packages; then secrets and unknowns when present."""
+def _sections(result: ScanResult, options: ReportOptions) -> list[Table]:
+    """Findings when there are any, else packages; the executables when asked for; then
+    secrets and unknowns when present."""
     sections: list[Table] = []
     if result.findings:
         sections.append(_findings_table(result))
     elif result.catalogue.packages:
         sections.append(_packages_table(result))
+    if options.include_executables and result.catalogue.executables:
+        sections.append(_executables_table(result))
     if result.catalogue.secrets:
         sections.append(_secrets_table(result))
     if result.catalogue.unknowns:
@@ -243,6 +246,19 @@ def _packages_table(result: ScanResult) -> Table:
         if source and package.source_version and package.source_version != package.version:
             source = f"{source} {package.source_version}"
         table.add_row(package.name, package.version, package.type.value, source)
+    return table
+
+
+def _executables_table(result: ScanResult) -> Table:
+    table = _table("Executables")
+    table.add_column("Path", overflow="fold")
+    table.add_column("Mode", no_wrap=True)
+    table.add_column("Size", justify="right", no_wrap=True)
+    table.add_column("SHA-256", no_wrap=True)
+    table.add_column("Flags", no_wrap=True)
+    for exe in result.catalogue.executables:
+        flags = " ".join(f for f, on in (("setuid", exe.setuid), ("setgid", exe.setgid)) if on)
+        table.add_row(exe.path, f"{exe.mode:04o}", str(exe.size), exe.sha256[:16], flags)
     return table
 
 
