@@ -42,6 +42,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "tidegate.store.jobs",
     "tidegate.store.registries",
     "tidegate.store.runtime",
+    "tidegate.store.profiles",
 )
 """Every module that defines tables: imported by `metadata()` so the ORM metadata is complete."""
 
