@@ -2,6 +2,8 @@
 
     TidegateError                 base of everything Tidegate raises on purpose
     +-- UsageError                a bad argument or option given by the user (names it)
+    |   +-- ProfileError          a runtime profile, profiling session or observation that is
+    |                             malformed (names the field)
     +-- ReferenceError_           an image reference that cannot be parsed
     +-- ImageError                the image cannot be read as a whole
     |   +-- ImageNotFoundError    the reference names nothing (missing dir/file/tag/manifest)
@@ -38,6 +40,12 @@ class TidegateError(Exception):
 
 class UsageError(TidegateError):
     """A bad argument or option; the message names it and says what is expected."""
+
+
+class ProfileError(UsageError):
+    """A runtime profile, profiling session or observation that is malformed; names the field.
+
+    A UsageError: it is always the caller's input (an API body, a YAML document, an upload)."""
 
 
 class ReferenceError_(TidegateError):
