@@ -64,7 +64,8 @@ def test_a_binary_written_into_a_running_container(
     assert ("rc=126" if blocked else "rc=0") in proc.stdout
     if blocked:
         assert "Operation not permitted" in proc.stderr
-    event = running.wait_for(lambda e: e.get("executable") == "/tmp/true")
+    event = running.wait_for(lambda e: e.get("data", {}).get("executable") == "/tmp/true")
+    data = event["data"]
     busybox = hashlib.sha256(Path("/bin/busybox").read_bytes()).hexdigest()
     assert event["level"] == level
     assert event["allowed"] is not blocked
@@ -73,13 +74,14 @@ def test_a_binary_written_into_a_running_container(
     assert event["effective_mode"] == ("enforce" if blocked else "audit")
     assert event["container_id"] == container.container_id
     assert event["image_id"] == container.image_id
-    assert event["sha256"] == busybox  # same bytes as the image's busybox: the path is the drift
-    assert event["in_upper_layer"] is True
-    assert event["parent_cmdline"][:2] == ["sh", "-c"]
+    assert data["sha256"] == busybox  # same bytes as the image's busybox: the path is the drift
+    assert data["in_upper_layer"] is True
+    assert data["parent_cmdline"][:2] == ["sh", "-c"]
+    assert data["parent_exe"] == "/bin/busybox"
     assert "/tmp/true" in event["message"]
     assert "no drift" in event["message"]
     # The image's own binaries ran (sh, cp via busybox) and made no event.
-    assert {e["executable"] for e in running.settle()} == {"/tmp/true"}
+    assert {e["data"]["executable"] for e in running.settle()} == {"/tmp/true"}
     assert running.monitor.stats.denied == (1 if blocked else 0)
 
 
@@ -90,12 +92,12 @@ def test_the_images_own_binaries_keep_running(
     run_monitor: Callable[..., Running],
     group_mode: Mode,
 ) -> None:
-    seen: list[tuple[ExecRequest, ExecDecision]] = []
+    seen: list[tuple[WatchedContainer, ExecRequest, ExecDecision]] = []
     running = run_monitor(
         [container],
         group_mode=group_mode,
         policies=[rules(Mode.ENFORCE, drift_prevention=True)],
-        observer=lambda request, decision: seen.append((request, decision)),
+        on_exec=lambda watched, request, decision: seen.append((watched, request, decision)),
     )
     script = "/bin/busybox true && ls / >/dev/null && cat /etc/os-release >/dev/null && echo ok"
     proc = podman.exec(container, "sh", "-c", script, user="1000")
@@ -103,8 +105,9 @@ def test_the_images_own_binaries_keep_running(
     assert proc.stdout.strip() == "ok"
     assert running.settle() == []
     # The profiler's hook saw every exec, with the image's hashes, all allowed.
-    assert {r.path for r, _ in seen} == {"/bin/busybox"}
-    assert all(d.allowed and not d.violations and not r.in_upper_layer for r, d in seen)
+    assert {r.path for _, r, _ in seen} == {"/bin/busybox"}
+    assert {w.container_id for w, _, _ in seen} == {container.container_id}
+    assert all(d.allowed and not d.violations and not r.in_upper_layer for _, r, d in seen)
 
 
 def test_the_host_is_never_blocked(
@@ -127,7 +130,8 @@ def test_the_host_is_never_blocked(
     assert running.monitor.stats.host_execs >= 1
     # ... while the same file inside the container is denied.
     assert podman.exec(container, "/tmp/echo", "container").returncode != 0
-    assert [e["executable"] for e in running.settle() if e.get("level") == "block"] == ["/tmp/echo"]
+    blocked = [e["data"]["executable"] for e in running.settle() if e.get("level") == "block"]
+    assert blocked == ["/tmp/echo"]
 
 
 @pytest.mark.parametrize(("fail_mode", "runs"), [(FailMode.OPEN, True), (FailMode.CLOSED, False)])
@@ -164,7 +168,7 @@ def test_a_monitor_that_cannot_decide_leaves_execs_allowed(
         [container],
         group_mode=Mode.ENFORCE,
         policies=[rules(Mode.ENFORCE, drift_prevention=True)],
-        profile=broken_profile,
+        profile_for=broken_profile,
     )
     proc = podman.exec(container, "sh", "-c", f"{DROP}; echo rc=$?")
     assert "rc=0" in proc.stdout, proc.stderr
@@ -194,7 +198,7 @@ def test_block_list_denies_an_image_binary_in_enforce(
     proc = podman.exec(container, "/app/start.sh")
     assert proc.returncode != 0
     event = running.wait_for(lambda e: e.get("control") == "executable_blocklist")
-    assert (event["executable"], event["level"], event["in_upper_layer"]) == (
+    assert (event["data"]["executable"], event["level"], event["data"]["in_upper_layer"]) == (
         "/app/start.sh",
         "block",
         False,

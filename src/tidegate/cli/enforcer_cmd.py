@@ -4,6 +4,7 @@
 
     tidegate enforcer --console URL --group-token T [--state-dir DIR] [--socket PATH]
                       [--admission-listen HOST:PORT --tls-cert PEM --tls-key PEM]
+                      [--no-monitor] [--podman CMD] [--exec-budget SECONDS]
     tidegate enforcer install-hook [--hooks-dir DIR] [--socket PATH] [--stage createRuntime]
     tidegate enforcer hook [--socket PATH] [--state-dir DIR]   (state JSON on stdin)
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import signal
 import socket
 import sys
@@ -59,6 +61,26 @@ def register(commands: Any) -> None:
     p.add_argument("--tls-cert", type=Path, help="PEM certificate of the admission webhook")
     p.add_argument("--tls-key", type=Path, help="PEM key of the admission webhook")
     p.add_argument("--ca-file", help="CA bundle to verify the console's TLS certificate")
+    p.add_argument(
+        "--no-monitor",
+        dest="monitor",
+        action="store_false",
+        help="do not run the runtime monitor (fanotify exec control inside containers)",
+    )
+    p.add_argument(
+        "--podman",
+        default="podman",
+        metavar="CMD",
+        help="podman command and global options to list the containers already running "
+        "(default 'podman'; '' lists none)",
+    )
+    p.add_argument(
+        "--exec-budget",
+        type=float,
+        default=0.25,
+        metavar="SECONDS",
+        help="time to decide one exec before the group's fail mode answers (default 0.25)",
+    )
     p.set_defaults(run=run_enforcer)
     sub = p.add_subparsers(dest="enforcer_command", metavar="SUBCOMMAND")
     install = sub.add_parser("install-hook", help="write the OCI hook JSON for podman / CRI-O")
@@ -141,6 +163,12 @@ def run_enforcer(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise UsageError(
             "--admission-listen needs --tls-cert and --tls-key (the API server speaks TLS only)"
         )
+    if not 0 < args.exec_budget <= 30:
+        raise UsageError(f"--exec-budget {args.exec_budget}: expected 0 < SECONDS <= 30")
+    try:
+        podman = shlex.split(args.podman)
+    except ValueError as exc:
+        raise UsageError(f"--podman {args.podman!r}: {exc}") from exc
     client = ConsoleClient(args.console, args.group_token, timeout=10, verify=args.ca_file or True)
     agent = Agent(
         client,
@@ -155,6 +183,8 @@ def run_enforcer(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     servers: list[Any] = []
     try:
         agent.start()
+        if args.monitor:
+            agent.start_monitor(podman=podman or None, budget=args.exec_budget)
         servers.append(DecisionServer(agent, _socket_path(args)).start())
         if admission:
             servers.append(

@@ -9,6 +9,15 @@ bundle version: a hash of the content, so an unchanged bundle keeps its version 
 Digests are kept as their first 128 bits (16 bytes; sha256 digests are uniform, so no two images
 share them in practice): 100,000 images fit in a few MB and a lookup is one dict probe, while
 forging an image whose digest matches a registered one stays out of reach (2^128 work).
+
+The executable inventory of an image (drift prevention) is path -> sha256 of the file's content,
+kept the same way: the first 16 bytes of the sha256, as 32 hex characters in memory and as one
+base64 blob per inventory in the JSON (16 bytes per path, in the order of `paths`; 16 zero bytes
+for a file whose hash is unknown). `core.drift` compares such a prefix with the full hash of the
+executed file on their common length (`core.drift.same_hash`).
+
+Format 2 added the hashes; a bundle of another format is refused with a `BundleError` (an
+enforcer then keeps deciding from what it has, or fetches the bundle again when it has none).
 Pure: no I/O.
 """
 
@@ -41,6 +50,7 @@ from tidegate.core.runtime import (
 
 __all__ = [
     "BUNDLE_FORMAT",
+    "HASH_BYTES",
     "BundleError",
     "EnforcerGroupInfo",
     "FailMode",
@@ -52,14 +62,17 @@ __all__ = [
     "bundle_from_json",
     "bundle_to_json",
     "digest_key",
+    "hash_prefix",
     "runtime_policy_from_json",
     "runtime_policy_to_json",
     "service_from_json",
     "service_to_json",
 ]
 
-BUNDLE_FORMAT = 1
+BUNDLE_FORMAT = 2
 KEY_BYTES = 16
+HASH_BYTES = 16
+_NO_HASH = bytes(HASH_BYTES)
 _E = TypeVar("_E", bound=StrEnum)
 
 
@@ -81,6 +94,7 @@ class EnforcerGroupInfo:
 
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_HEX = re.compile(r"[0-9a-f]+")
 
 
 def digest_key(digest: str) -> bytes:
@@ -90,6 +104,21 @@ def digest_key(digest: str) -> bytes:
     if _HEX64.fullmatch(hex_part):
         return bytes.fromhex(hex_part[: KEY_BYTES * 2])
     return hashlib.sha256(text.encode()).digest()[:KEY_BYTES]
+
+
+def hash_prefix(sha256: str | None) -> str | None:
+    """The inventory form of a content hash: its first HASH_BYTES bytes as lowercase hex (None for
+    a missing hash or one that is not hex of at least that length)."""
+    if sha256 is None:
+        return None
+    text = sha256.strip().lower().removeprefix("sha256:")[: HASH_BYTES * 2]
+    if len(text) != HASH_BYTES * 2 or not _HEX.fullmatch(text):
+        return None
+    return text
+
+
+Inventory = Mapping[str, str | None]
+"""Container-relative executable path -> hash prefix (`hash_prefix`; None: not known)."""
 
 
 def _name_key(ref: str) -> str:
@@ -108,8 +137,15 @@ class ImageRecord:
     names: tuple[str, ...] = ()
     """Names it currently carries ("registry/repo:tag")."""
     reason: str = ""
-    executables: tuple[str, ...] = ()
-    """Paths of the executables in the image (drift prevention)."""
+    executables: Mapping[str, str | None] | tuple[str, ...] = ()
+    """The image's executables (drift prevention): path -> sha256 hex of the content (None: not
+    known), or only the paths."""
+
+    def inventory(self) -> dict[str, str | None]:
+        """Path -> hash prefix (`hash_prefix`) of every executable."""
+        if isinstance(self.executables, tuple):
+            return dict.fromkeys(self.executables)
+        return {path: hash_prefix(sha) for path, sha in self.executables.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +155,8 @@ class ImageIndex:
     states: Mapping[bytes, ImageStateKind] = field(default_factory=dict)
     reasons: Mapping[bytes, str] = field(default_factory=dict)
     names: Mapping[str, bytes] = field(default_factory=dict)
-    executables: Mapping[bytes, tuple[str, ...]] = field(default_factory=dict)
+    executables: Mapping[bytes, Inventory] = field(default_factory=dict)
+    """Digest key -> the image's executable inventory (hash prefixes)."""
 
     def __len__(self) -> int:
         return len(self.states)
@@ -160,30 +197,36 @@ class ImageIndex:
                 return state
         return ImageState(kind=ImageStateKind.UNREGISTERED, reason="unknown to the console")
 
-    def executables_of(self, *digests: str) -> tuple[str, ...] | None:
-        """The executable inventory of the image (None: unknown)."""
+    def inventory_of(self, *digests: str) -> Inventory | None:
+        """The image's executables, path -> hash prefix, by any of its digests (None: unknown)."""
         for digest in digests:
             found = self.executables.get(digest_key(digest))
             if found is not None:
                 return found
         return None
 
+    def executables_of(self, *digests: str) -> tuple[str, ...] | None:
+        """The paths of the image's executables (None: unknown)."""
+        found = self.inventory_of(*digests)
+        return None if found is None else tuple(found)
+
 
 def build_image_index(records: Iterable[ImageRecord]) -> ImageIndex:
     states: dict[bytes, ImageStateKind] = {}
     reasons: dict[bytes, str] = {}
     names: dict[str, bytes] = {}
-    executables: dict[bytes, tuple[str, ...]] = {}
+    executables: dict[bytes, Inventory] = {}
     for record in records:
         keys = [digest_key(d) for d in (record.manifest_digest, record.config_digest) if d]
         if not keys:
             continue
+        inventory = record.inventory() if record.executables else None
         for key in keys:
             states[key] = record.status
             if record.reason and record.status is ImageStateKind.REGISTERED_DISALLOWED:
                 reasons[key] = record.reason
-            if record.executables:
-                executables[key] = record.executables
+            if inventory:
+                executables[key] = inventory
         for name in record.names:
             names[_name_key(name)] = keys[0]
     return ImageIndex(states=states, reasons=reasons, names=names, executables=executables)
@@ -419,7 +462,9 @@ _KIND_FIELDS: tuple[tuple[str, ImageStateKind], ...] = (
 
 def _index_to_json(index: ImageIndex) -> dict[str, Any]:
     """Keys as base64 blobs per state; names, reasons and executables point at a key by its
-    position in approved + disallowed + retired (a few digits instead of 32 hex characters)."""
+    position in approved + disallowed + retired (a few digits instead of 32 hex characters).
+    An inventory is `{"keys", "paths", "sha256"}`: its hash prefixes one base64 blob in the
+    order of `paths` (16 zero bytes: not known), shared by every key of the same inventory."""
     out: dict[str, Any] = {"key_bytes": KEY_BYTES}
     order: list[bytes] = []
     for name, kind in _KIND_FIELDS:
@@ -429,15 +474,44 @@ def _index_to_json(index: ImageIndex) -> dict[str, Any]:
     position = {key: i for i, key in enumerate(order)}
     out["reasons"] = sorted([position[k], r] for k, r in index.reasons.items() if k in position)
     out["names"] = {n: position[k] for n, k in sorted(index.names.items()) if k in position}
-    groups: dict[tuple[str, ...], list[int]] = {}
-    for key, paths in index.executables.items():
+    groups: dict[tuple[tuple[str, str | None], ...], list[int]] = {}
+    for key, inventory in index.executables.items():
         if key in position:
-            groups.setdefault(paths, []).append(position[key])
+            groups.setdefault(tuple(inventory.items()), []).append(position[key])
     out["executables"] = sorted(
-        ({"keys": sorted(keys), "paths": list(p)} for p, keys in groups.items()),
+        (_inventory_to_json(items, keys) for items, keys in groups.items()),
         key=lambda g: g["keys"],
     )
     return out
+
+
+def _inventory_to_json(
+    items: tuple[tuple[str, str | None], ...], keys: list[int]
+) -> dict[str, Any]:
+    prefixes = (hash_prefix(sha) for _, sha in items)
+    blob = b"".join(bytes.fromhex(p) if p else _NO_HASH for p in prefixes)
+    return {
+        "keys": sorted(keys),
+        "paths": [path for path, _ in items],
+        "sha256": base64.b64encode(blob).decode("ascii"),
+    }
+
+
+def _inventory_from(group: _Reader) -> Inventory:
+    paths = group.strs("paths")
+    text = group.text("sha256", "")
+    try:
+        blob = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise group.fail("sha256", "not base64") from exc
+    if len(blob) != HASH_BYTES * len(paths):
+        raise group.fail(
+            "sha256", f"expected {HASH_BYTES} bytes for each of the {len(paths)} paths"
+        )
+    hashes = [blob[i : i + HASH_BYTES] for i in range(0, len(blob), HASH_BYTES)]
+    return {
+        path: (h.hex() if h != _NO_HASH else None) for path, h in zip(paths, hashes, strict=True)
+    }
 
 
 def _split_blob(reader: _Reader, name: str) -> list[bytes]:
@@ -476,9 +550,9 @@ def _index_from(reader: _Reader) -> ImageIndex:
         str(n): _key_at(order, k, f"{reader.where}.names[{n!r}]")
         for n, k in reader.object("names").data.items()
     }
-    executables: dict[bytes, tuple[str, ...]] = {}
+    executables: dict[bytes, Inventory] = {}
     for group in reader.objects("executables"):
-        paths = group.strs("paths")
+        paths = _inventory_from(group)
         raw_keys = group.data.get("keys", [])
         if not isinstance(raw_keys, list):
             raise group.fail("keys", "expected a list of key positions")
@@ -552,9 +626,13 @@ def bundle_from_json(data: bytes | str) -> PolicyBundle:
     except (ValueError, UnicodeDecodeError) as exc:
         raise BundleError(f"bundle: not JSON ({exc})") from exc
     reader = _Reader(document, "bundle")
-    if reader.integer("format") != BUNDLE_FORMAT:
+    found = reader.integer("format")
+    if found != BUNDLE_FORMAT:
+        age = "older than" if found < BUNDLE_FORMAT else "not"
         raise reader.fail(
-            "format", f"unsupported bundle format (this enforcer reads {BUNDLE_FORMAT})"
+            "format",
+            f"unsupported bundle format {found}, {age} the format this enforcer reads "
+            f"({BUNDLE_FORMAT}): fetch the bundle again from a console of this version",
         )
     version = reader.text("version")
     generated_at = reader.time("generated_at")

@@ -13,6 +13,9 @@ enforce):
 - allowed executables: when set, only these globs may run;
 - the image profile: only the executables learned for the image (and with the learned hash).
 
+Hashes are compared on their common length (`same_hash`): the policy bundle carries the first
+128 bits of each inventory hash (`core.bundle.hash_prefix`), the monitor the full sha256.
+
 Globs containing "/" match the whole container-relative path; others match the file name
 ("nc" blocks /usr/bin/nc wherever it lives). Pure: no I/O.
 """
@@ -40,10 +43,15 @@ __all__ = [
     "decide_exec",
     "drift_reason",
     "path_matches",
+    "same_hash",
 ]
 
+MIN_HASH_HEX = 32
+"""The shortest hash prefix (hex characters, 128 bits) two hashes are compared on."""
+
 Inventory = Mapping[str, str | None]
-"""Container-relative path -> sha256 hex of the image's executable (None: hash not known)."""
+"""Container-relative path -> sha256 hex (or its first 32 hex characters, as the policy bundle
+carries it) of the image's executable (None: hash not known)."""
 
 
 class ExecControl(StrEnum):
@@ -138,6 +146,14 @@ class ExecDecision:
         return "exec allowed"
 
 
+def same_hash(a: str, b: str) -> bool:
+    """Whether two sha256 hex digests (either may be a prefix of at least 128 bits, either may
+    carry "sha256:") name the same content; a shorter prefix never matches."""
+    a, b = a.lower().removeprefix("sha256:"), b.lower().removeprefix("sha256:")
+    n = min(len(a), len(b))
+    return n >= MIN_HASH_HEX and a[:n] == b[:n]
+
+
 def path_matches(path: str, patterns: Iterable[str]) -> str | None:
     """The first glob that names `path` (a glob without "/" is matched against the file name)."""
     name = posixpath.basename(path)
@@ -157,9 +173,16 @@ def drift_reason(request: ExecRequest, inventory: Inventory | None) -> str | Non
     if request.path not in inventory:
         return f"{request.path} was not shipped by the image"
     shipped = inventory[request.path]
-    if shipped is not None and request.sha256 is not None and shipped != request.sha256:
+    if (
+        shipped is not None
+        and request.sha256 is not None
+        and not same_hash(shipped, request.sha256)
+    ):
         got, want = request.sha256[:12], shipped[:12]
-        return f"{request.path} differs from the image (sha256 {got}, image {want})"
+        return (
+            f"{request.path}: its hash differs from the image inventory "
+            f"(sha256 {got}, image {want})"
+        )
     return None
 
 
@@ -186,7 +209,11 @@ def _profile_finding(profile: ImageProfile, request: ExecRequest) -> str | None:
     if request.path not in profile.executables:
         return f"{request.path} is not in the profile"
     learned = profile.executables[request.path]
-    if learned is not None and request.sha256 is not None and learned != request.sha256:
+    if (
+        learned is not None
+        and request.sha256 is not None
+        and not same_hash(learned, request.sha256)
+    ):
         got, want = request.sha256[:12], learned[:12]
         return f"{request.path} differs from the profile (sha256 {got}, learned {want})"
     return None

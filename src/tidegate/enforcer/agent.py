@@ -7,12 +7,21 @@ are uploaded by the same background loop, which wakes as soon as an event is spo
 
 Without any bundle (never reached the console, nothing cached), a start cannot be decided: the
 caller applies the fail mode (open until the console has said otherwise).
+
+The runtime monitor (`start_monitor`): one fanotify `Monitor` deciding execs from the same
+bundle, its events spooled like the start decisions. It watches every container whose start the
+hook let through (`watch`, before the hook's answer, so the container's first exec is already
+seen), the containers already running when the agent starts (`podman inspect`), and forgets a
+container once its init process has left (a poll every `reap_interval` seconds, /proc only).
+Where fanotify is unavailable (not root, a kernel without FAN_OPEN_EXEC_PERM or filesystem
+marks) the agent says so once, records an alert event, and goes on deciding starts.
 """
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -30,12 +39,18 @@ from tidegate.core.bundle import (
 from tidegate.core.errors import ConsoleError
 from tidegate.core.modes import Action
 from tidegate.core.runtime import AdmissionDecision, ContainerRequest, Violation, decide
-from tidegate.enforcer.errors import StateDirError
+from tidegate.enforcer.errors import EnforcerError, StateDirError
 from tidegate.enforcer.hook import FAIL_MODE_FILE
+from tidegate.enforcer.monitor import (
+    Monitor,
+    WatchedContainer,
+    container_id_of_cgroup,
+    inspect_podman,
+)
 from tidegate.enforcer.spool import Spool
 from tidegate.enforcer.state import StateDir, atomic_write
 
-__all__ = ["Agent", "Outcome", "events_for"]
+__all__ = ["Agent", "Outcome", "container_alive", "events_for"]
 
 Clock = Callable[[], datetime]
 
@@ -112,6 +127,19 @@ def _violation_fields(v: Violation) -> dict[str, Any]:
     }
 
 
+def container_alive(container: WatchedContainer, proc: str = "/proc") -> bool:
+    """Whether the container still runs: its init process is still in the container's cgroup
+    (a pid reused by another process is not), or, without a pid, its root is still mounted."""
+    if container.pid is None:
+        return os.path.ismount(container.merged_dir)
+    try:
+        with open(f"{proc}/{container.pid}/cgroup", encoding="utf-8", errors="replace") as f:
+            text = f.read(65536)
+    except OSError:
+        return False
+    return container_id_of_cgroup(text) == container.container_id
+
+
 class Agent:
     """One host's enforcer: decide from the bundle, keep the console informed."""
 
@@ -139,6 +167,8 @@ class Agent:
         self._thread: threading.Thread | None = None
         self.status = _Status()
         self._registered = False
+        self.monitor: Monitor | None = None
+        self._reaper: threading.Thread | None = None
         self._load_identity()
         self._load_cached_bundle()
 
@@ -149,7 +179,7 @@ class Agent:
         with self._lock:
             return self._bundle
 
-    def _say(self, text: str) -> None:
+    def say(self, text: str) -> None:
         if self.log is not None:
             self.log.write(f"tidegate enforcer: {text}\n")
             self.log.flush()
@@ -164,7 +194,7 @@ class Agent:
         try:
             self._install(bundle_from_json(data), persist=False)
         except BundleError as exc:
-            self._say(f"cached bundle {self.state.bundle} ignored: {exc}")
+            self.say(f"cached bundle {self.state.bundle} ignored: {exc}")
 
     def _install(self, bundle: PolicyBundle, *, persist: bool = True) -> None:
         if persist:
@@ -200,7 +230,7 @@ class Agent:
             fresh = fetch_bundle(self.client, have=current.version if current else None)
             if fresh is not None and (current is None or fresh.version != current.version):
                 self._install(fresh)
-                self._say(
+                self.say(
                     f"bundle {fresh.version[:19]} (group {fresh.group.name}, {fresh.group.mode})"
                 )
             self.flush_events()
@@ -209,11 +239,11 @@ class Agent:
                 self.client,
                 enforcer_id=self.status.enforcer_id or "",
                 bundle_version=current.version if current else None,
-                detail={"spooled_events": self.spool.count()},
+                detail={"spooled_events": self.spool.count(), **self._monitor_status()},
             )
         except (ConsoleError, BundleError) as exc:
             if self.status.console_reachable or self.status.last_error is None:
-                self._say(f"console away, deciding from the cached bundle: {exc}")
+                self.say(f"console away, deciding from the cached bundle: {exc}")
             self.status.console_reachable = False
             self.status.last_error = str(exc)
             return False
@@ -246,9 +276,118 @@ class Agent:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        if self.monitor is not None:
+            self.monitor.stop()  # its last events reach the spool before it closes
+        for thread in (self._thread, self._reaper):
+            if thread is not None:
+                thread.join(timeout=30)
         self.spool.close()
+
+    def record(self, event: dict[str, Any]) -> None:
+        """Spool one event and wake the upload loop."""
+        self.spool.append(event)
+        self._wake.set()
+
+    # -- runtime monitor ------------------------------------------------------------------
+
+    def start_monitor(
+        self,
+        *,
+        podman: Sequence[str] | None = ("podman",),
+        budget: float = 0.25,
+        reap_interval: float = 2.0,
+    ) -> bool:
+        """Start deciding execs; watch the containers `podman` (command and global options; None:
+        none) runs now. False, said once and recorded as an alert, when fanotify is unavailable."""
+        monitor = Monitor(
+            lambda: self.bundle, self.record, host=self.hostname, budget=budget, clock=self.clock
+        )
+        try:
+            monitor.start(probe=str(self.state.root))
+        except (EnforcerError, OSError, AttributeError) as exc:
+            monitor.stop()
+            self._alert(
+                "monitor_unavailable", f"runtime monitor unavailable, execs are not watched: {exc}"
+            )
+            return False
+        self.monitor = monitor
+        if podman:
+            try:
+                running = inspect_podman(podman)
+            except EnforcerError as exc:
+                self.say(f"running containers not watched: {exc}")
+                running = []
+            for container in running:
+                self.watch(container)
+        self._reaper = threading.Thread(
+            target=self._reap_loop, args=(reap_interval,), name="monitor-reaper", daemon=True
+        )
+        self._reaper.start()
+        self.say(f"runtime monitor watching {len(monitor.containers)} running container(s)")
+        return True
+
+    def watch(self, container: WatchedContainer) -> bool:
+        """Decide the container's execs from now on (no-op without a monitor)."""
+        monitor = self.monitor
+        if monitor is None:
+            return False
+        try:
+            monitor.watch(container)
+        except (EnforcerError, OSError) as exc:
+            message = f"container {container.container_id[:12]} not watched: {exc}"
+            self._alert("monitor_watch_failed", message, container=container)
+            return False
+        return True
+
+    def _reap_loop(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            self.reap()
+
+    def reap(self) -> list[str]:
+        """Unwatch the containers that stopped; their ids."""
+        monitor = self.monitor
+        if monitor is None:
+            return []
+        gone = [c.container_id for c in monitor.containers if not container_alive(c)]
+        for cid in gone:
+            monitor.unwatch(cid)
+        return gone
+
+    def _monitor_status(self) -> dict[str, Any]:
+        monitor = self.monitor
+        if monitor is None:
+            return {"monitor": {"running": False}}
+        stats = monitor.stats
+        return {
+            "monitor": {
+                "running": monitor.running,
+                "failed": monitor.failed,
+                "containers": len(monitor.containers),
+                "execs": stats.execs,
+                "denied": stats.denied,
+                "fail_mode_answers": stats.fail_mode_answers,
+            }
+        }
+
+    def _alert(
+        self, action: str, message: str, *, container: WatchedContainer | None = None
+    ) -> None:
+        self.say(message)
+        bundle = self.bundle
+        self.record(
+            {
+                "occurred_at": self.clock().isoformat(),
+                "source": "monitor",
+                "level": "error",
+                "action": action,
+                "message": message,
+                "host": self.hostname,
+                "enforcer_group": bundle.group.name if bundle else None,
+                "container_id": container.container_id if container else None,
+                "image": container.image_ref if container else None,
+                "image_id": container.image_id if container else None,
+            }
+        )
 
     # -- decisions ------------------------------------------------------------------------
 

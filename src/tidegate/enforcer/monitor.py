@@ -12,13 +12,20 @@ How one exec is decided:
    upper layer when UpperDir holds that path; its sha256 is read through the descriptor and kept
    in a cache keyed by (dev, inode, mtime, ctime, size), so a known file costs no read.
 3. `core.drift.decide_exec` evaluates the runtime policies in scope (resolved once per container
-   and bundle version) and the image's profile; FAN_DENY (EPERM) only for a blocking violation.
+   and bundle version), the image's executable inventory from the bundle (path -> hash prefix:
+   drift when the file is not in it or its hash differs) and the image's profile (`profile_for`);
+   FAN_DENY (EPERM) only for a blocking violation. `on_exec` then sees every decided exec of a
+   watched container (the profiler records executables through it).
 
 A file not hashed yet is hashed by a worker thread; if no answer is ready within the time budget,
 the group's fail mode answers (open: allow, closed: deny) and an alert event says so. Should the
 monitor itself fail, its fanotify group is closed (the kernel then allows every pending exec) and
 an alert event is recorded. Events and profile observations leave through an outbox thread, so
 the spool's writes never sit between an exec and its answer.
+
+Events are shaped as the console's event batch takes them: the decision's fields at the top
+level, the exec's own (executable, sha256, upper layer, pid, the calling program and its command
+line: the exec has not happened yet, so /proc/PID still shows the caller) under `data`.
 """
 
 from __future__ import annotations
@@ -48,10 +55,13 @@ from tidegate.enforcer.errors import EnforcerError
 from tidegate.enforcer.fanotify import FanotifyEvent, FanotifyGroup, fd_path
 
 __all__ = [
+    "ExecObserver",
     "Monitor",
     "MonitorError",
     "MonitorStats",
+    "ProfileFn",
     "WatchedContainer",
+    "bundle_inventory",
     "container_id_of_cgroup",
     "inspect_podman",
     "watched_from_inspect",
@@ -60,7 +70,9 @@ __all__ = [
 Inventory = Mapping[str, str | None]
 InventoryFn = Callable[["WatchedContainer", PolicyBundle], Inventory | None]
 ProfileFn = Callable[["WatchedContainer"], ImageProfile | None]
-Observer = Callable[[ExecRequest, ExecDecision], None]
+"""The image profile that applies to a container (asked once per container and bundle version,
+and again after `Monitor.refresh`)."""
+ExecObserver = Callable[["WatchedContainer", ExecRequest, ExecDecision], None]
 """Called (off the decision path) for every exec of a watched container: the profiler's hook."""
 Emit = Callable[[dict[str, Any]], None]
 
@@ -97,6 +109,8 @@ class WatchedContainer:
     """The config digest ("sha256:..."), the key of the image's inventory."""
     labels: tuple[tuple[str, str], ...] = ()
     namespace: str | None = None
+    pid: int | None = None
+    """The container's init process on the host (gone: the container stopped)."""
 
 
 def _obj(value: object) -> dict[str, Any]:
@@ -117,6 +131,7 @@ def watched_from_inspect(doc: object) -> WatchedContainer:
         )
     image = doc.get("Image")
     labels = _obj(_obj(doc.get("Config")).get("Labels"))
+    pid = _obj(doc.get("State")).get("Pid")
     image_id = (
         f"sha256:{image.removeprefix('sha256:')}" if isinstance(image, str) and image else None
     )
@@ -128,6 +143,7 @@ def watched_from_inspect(doc: object) -> WatchedContainer:
         image_ref=str(doc.get("ImageName") or ""),
         image_id=image_id,
         labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
+        pid=pid if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 else None,
     )
 
 
@@ -198,11 +214,11 @@ class _Context:
 
 
 def bundle_inventory(container: WatchedContainer, bundle: PolicyBundle) -> Inventory | None:
-    """The image's executables as the bundle knows them (paths only: hashes not compared)."""
+    """The image's executables as the bundle knows them: path -> sha256 prefix (None: the image
+    has no inventory in the bundle, drift is then judged by the upper layer alone)."""
     if container.image_id is None:
         return None
-    paths = bundle.images.executables_of(container.image_id)
-    return None if paths is None else dict.fromkeys(paths)
+    return bundle.images.inventory_of(container.image_id)
 
 
 @dataclass
@@ -236,8 +252,8 @@ class Monitor:
         host: str = "",
         budget: float = 0.25,
         inventory: InventoryFn = bundle_inventory,
-        profile: ProfileFn | None = None,
-        observer: Observer | None = None,
+        profile_for: ProfileFn | None = None,
+        on_exec: ExecObserver | None = None,
         clock: Callable[[], datetime] = _utcnow,
         workers: int = 2,
     ) -> None:
@@ -246,8 +262,8 @@ class Monitor:
         self.host = host
         self.budget = budget
         self._inventory = inventory
-        self._profile = profile
-        self._observer = observer
+        self._profile = profile_for
+        self._observer = on_exec
         self._clock = clock
         self.stats = MonitorStats()
         self._group: FanotifyGroup | None = None
@@ -265,9 +281,19 @@ class Monitor:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Open the fanotify group (raises `FanotifyError` when the kernel refuses) and run."""
-        self._group = FanotifyGroup(nonblocking=True)
+    def start(self, *, probe: str | None = None) -> None:
+        """Open the fanotify group and run. `FanotifyError` when the kernel refuses the group, or
+        (with `probe`, a path) an exec permission mark on a file system: a kernel without
+        FAN_OPEN_EXEC_PERM or FAN_MARK_FILESYSTEM accepts the group but not the mark."""
+        group = FanotifyGroup(nonblocking=True)
+        try:
+            if probe is not None:
+                group.mark_filesystem(probe)
+                group.unmark_filesystem(probe)
+        except EnforcerError:
+            group.close()
+            raise
+        self._group = group
         for container in list(self._containers.values()):
             self._group.mark_filesystem(container.merged_dir)
         for target, name in ((self._run, "monitor"), (self._drain, "monitor-outbox")):
@@ -299,7 +325,22 @@ class Monitor:
 
     @property
     def containers(self) -> tuple[WatchedContainer, ...]:
-        return tuple(self._containers.values())
+        with self._lock:
+            return tuple(self._containers.values())
+
+    @property
+    def running(self) -> bool:
+        """Deciding execs: started, not stopped, not failed."""
+        return self._group is not None and self.failed is None
+
+    def refresh(self, container_id: str | None = None) -> None:
+        """Resolve policies and profile again at the next exec (one container, or all): a profile
+        started, stopped or changed outside the bundle."""
+        with self._lock:
+            if container_id is None:
+                self._contexts.clear()
+            else:
+                self._contexts.pop(container_id, None)
 
     def watch(self, container: WatchedContainer) -> None:
         """Mark the container's root file system; its execs are decided from now on."""
@@ -526,7 +567,7 @@ class Monitor:
             self._send(*events)
         if self._observer is not None:
             observer = self._observer
-            self._outbox.put(lambda: observer(request, decision))
+            self._outbox.put(lambda: observer(container, request, decision))
 
     def _respond(
         self, group: FanotifyGroup, fd: int, allow: bool, started: float, pending: _Pending | None
@@ -641,18 +682,21 @@ def _exec_events(
         "enforcer_group": bundle.group.name,
         "container_id": container.container_id,
         "container_name": container.name,
+        "namespace": container.namespace,
         "image": container.image_ref,
         "image_id": container.image_id,
         "bundle_version": bundle.version,
         "allowed": decision.allowed,
-        "executable": request.path,
-        "sha256": request.sha256,
-        "in_upper_layer": request.in_upper_layer,
-        "pid": request.pid,
-        "parent_exe": request.parent_exe,
-        "parent_cmdline": list(request.parent_cmdline),
-        "notes": list(decision.notes),
-        "answered_by_fail_mode": late,
+        "data": {
+            "executable": request.path,
+            "sha256": request.sha256,
+            "in_upper_layer": request.in_upper_layer,
+            "pid": request.pid,
+            "parent_exe": request.parent_exe,
+            "parent_cmdline": list(request.parent_cmdline),
+            "notes": list(decision.notes),
+            "answered_by_fail_mode": late,
+        },
     }
     return [{**base, **_violation_fields(v)} for v in decision.violations]
 

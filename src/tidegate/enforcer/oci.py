@@ -5,19 +5,33 @@ annotations), the bundle's `config.json`, and the runtime's metadata (podman's i
 anything missing or of the wrong type is treated as the engine's default, never as permission,
 except where the spec's own default is the safe one. The user is unresolved (None, which
 `block_root` counts as root) when `process.user.uid` is not an integer.
+
+`watched_from_oci` gives the runtime monitor what it watches in a started container: its root
+(`root.path`, the overlay mount the engine made before the hook ran) and that mount's upper dir
+(from /proc/self/mountinfo; `diff` next to `merged`, podman's layout, when not listed there).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from tidegate.core.runtime import ContainerRequest, Mount, normalize_capability
 from tidegate.enforcer.errors import EnforcerError
+from tidegate.enforcer.monitor import WatchedContainer
 from tidegate.enforcer.podman import container_metadata
 
-__all__ = ["DEFAULT_CAPABILITIES", "read_container", "request_from_oci"]
+__all__ = [
+    "DEFAULT_CAPABILITIES",
+    "overlay_upper_dir",
+    "read_container",
+    "request_from_oci",
+    "watched_from_oci",
+]
+
+MOUNTINFO = Path("/proc/self/mountinfo")
 
 DEFAULT_CAPABILITIES = frozenset(
     {
@@ -145,3 +159,74 @@ def _labels(annotations: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     if not isinstance(labels, dict):
         return ()
     return tuple(sorted((str(k), str(v)) for k, v in labels.items()))
+
+
+def _unescape(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash as octal escapes (\\040...)."""
+    if "\\" not in field:
+        return field
+    out, i = [], 0
+    while i < len(field):
+        chunk = field[i + 1 : i + 4]
+        if field[i] == "\\" and len(chunk) == 3 and all(c in "01234567" for c in chunk):
+            out.append(chr(int(chunk, 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def overlay_upper_dir(mount_point: str, mountinfo: str) -> str | None:
+    """The upperdir of the overlay mounted at `mount_point`, from mountinfo text (the last mount
+    there wins, as it hides the others); None when no overlay is mounted there."""
+    found = None
+    for line in mountinfo.splitlines():
+        left, sep, right = line.partition(" - ")
+        fields, tail = left.split(" "), right.split(" ")
+        if not sep or len(fields) < 5 or len(tail) < 3 or _unescape(fields[4]) != mount_point:
+            continue
+        found = None
+        if tail[0] != "overlay":
+            continue
+        for option in tail[2].split(","):
+            if option.startswith("upperdir="):
+                found = _unescape(option.removeprefix("upperdir="))
+    return found
+
+
+def watched_from_oci(
+    state: dict[str, Any],
+    config: dict[str, Any],
+    request: ContainerRequest,
+    *,
+    mountinfo: Path = MOUNTINFO,
+) -> WatchedContainer:
+    """What the monitor watches in the container the hook asked about; EnforcerError when its
+    root is not an overlay mount with an upper dir (nothing to tell drift by)."""
+    bundle = str(state.get("bundle") or "")
+    root = _dict(config.get("root")).get("path")
+    if not isinstance(root, str) or not root:
+        raise EnforcerError(f"{bundle}/config.json: no root.path")
+    merged = os.path.normpath(os.path.join(bundle, root))
+    try:
+        upper = overlay_upper_dir(merged, mountinfo.read_text(errors="replace"))
+    except OSError as exc:
+        raise EnforcerError(f"cannot read {mountinfo}: {exc.strerror or exc}") from exc
+    if upper is None and os.path.basename(merged) == "merged":
+        sibling = os.path.join(os.path.dirname(merged), "diff")
+        upper = sibling if os.path.isdir(sibling) else None
+    if upper is None:
+        raise EnforcerError(f"container {request.container_id[:12]}: {merged} is not an overlay")
+    pid = state.get("pid")
+    return WatchedContainer(
+        container_id=request.container_id,
+        merged_dir=merged,
+        upper_dir=upper,
+        name=request.name,
+        image_ref=request.image_ref,
+        image_id=request.image_id,
+        labels=request.labels,
+        namespace=request.namespace,
+        pid=pid if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 else None,
+    )

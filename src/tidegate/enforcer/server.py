@@ -4,6 +4,10 @@ Protocol (see `hook`): the hook sends the OCI state bytes and shuts its write si
 reads `config.json` and the runtime metadata itself, decides through the agent, and answers
 `allow` or `deny` on the first line, then the text for the runtime's stderr. A state that cannot
 be read is answered by the group's fail mode. The socket is made mode 0600: only root may ask.
+
+A start that is let through is handed to the agent's runtime monitor before the answer goes
+back: the runtime starts the container's process only after the hook, so its first exec is
+already decided by the monitor.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from pathlib import Path
 from tidegate.enforcer.agent import Agent, Outcome
 from tidegate.enforcer.errors import EnforcerError
 from tidegate.enforcer.hook import MAX_STATE
-from tidegate.enforcer.oci import read_container, request_from_oci
+from tidegate.enforcer.oci import read_container, request_from_oci, watched_from_oci
 
 __all__ = ["DecisionServer", "answer_text", "decide_oci_state"]
 
@@ -35,7 +39,13 @@ def decide_oci_state(agent: Agent, raw: bytes) -> Outcome:
     except (ValueError, EnforcerError) as exc:
         return agent.undecidable(f"bad container state: {exc}")
     request = request_from_oci(state, config, metadata, host=agent.hostname, enforcer_group="")
-    return agent.decide(request, source=SOURCE)
+    outcome = agent.decide(request, source=SOURCE)
+    if outcome.allowed and agent.monitor is not None:
+        try:
+            agent.watch(watched_from_oci(state, config, request))
+        except EnforcerError as exc:
+            agent.say(f"container {request.container_id[:12]} not watched: {exc}")
+    return outcome
 
 
 def answer_text(outcome: Outcome) -> bytes:

@@ -2,7 +2,8 @@
 
 A bundle holds the group's settings, the runtime policies that can apply to its containers (the
 default one and those not scoped to other groups), every service, and an index of every image
-with a digest (manifest and config digests, current names, approved / disallowed / retired).
+with a digest (manifest and config digests, current names, approved / disallowed / retired, and
+the executables of its latest scan with their sha256: the inventory drift prevention compares).
 Enforcers poll it every few seconds with the version as ETag; the cache keeps one replica from
 rebuilding it for each poll, and rebuilds it as soon as the group's settings or anything it is
 built from changes, so a mode switch or a policy change reaches the enforcers at their next poll.
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -34,7 +36,13 @@ from tidegate.core.runtime import ImageStateKind, RuntimePolicy
 from tidegate.services.enforcers import group_info
 from tidegate.services.runtime import active_policies, all_services
 from tidegate.store.event_tables import EventRow
-from tidegate.store.inventory import ImageRow, ImageTagRow, RegistryRow, RepositoryRow
+from tidegate.store.inventory import (
+    ImageRow,
+    ImageTagRow,
+    RegistryRow,
+    RepositoryRow,
+    ScanResultRow,
+)
 from tidegate.store.runtime import EnforcerGroupRow
 
 __all__ = [
@@ -70,25 +78,46 @@ def _names(session: Session) -> dict[int, list[str]]:
     return names
 
 
+def _executables(stored: Any) -> dict[str, str | None]:
+    """Path -> sha256 from the `executables` of a stored scan document (null: written without
+    the inventory; entries without a string path are skipped, a non-string hash is unknown)."""
+    if not isinstance(stored, list):
+        return {}
+    found: dict[str, str | None] = {}
+    for entry in stored:
+        if isinstance(entry, dict) and isinstance(entry.get("path"), str):
+            sha = entry.get("sha256")
+            found[entry["path"]] = sha if isinstance(sha, str) else None
+    return found
+
+
 def image_records(session: Session) -> Iterator[ImageRecord]:
-    """Every image with a digest, as the bundle's image index takes it."""
+    """Every image with a digest, as the bundle's image index takes it (with the executables of
+    its latest scan; only that part of the stored document is read)."""
     names = _names(session)
-    query = select(
-        ImageRow.id,
-        ImageRow.manifest_digest,
-        ImageRow.config_digest,
-        ImageRow.digest,
-        ImageRow.status,
-        ImageRow.status_reason,
-        ImageRow.retired,
-    ).where(ImageRow.digest.is_not(None))
-    for image_id, manifest, config, digest, status, reason, retired in session.execute(query):
+    query = (
+        select(
+            ImageRow.id,
+            ImageRow.manifest_digest,
+            ImageRow.config_digest,
+            ImageRow.digest,
+            ImageRow.status,
+            ImageRow.status_reason,
+            ImageRow.retired,
+            ScanResultRow.document["executables"],
+        )
+        .outerjoin(ScanResultRow, ScanResultRow.id == ImageRow.latest_scan_id)
+        .where(ImageRow.digest.is_not(None))
+    )
+    rows = session.execute(query)
+    for image_id, manifest, config, digest, status, reason, retired, executables in rows:
         yield ImageRecord(
             status=_state_of(status, bool(retired)),
             manifest_digest=manifest or digest,
             config_digest=config,
             names=tuple(names.get(image_id, ())),
             reason=reason or "",
+            executables=_executables(executables),
         )
 
 
