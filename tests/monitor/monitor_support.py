@@ -30,9 +30,16 @@ class Podman:
             "--events-backend", "none",
         ]  # fmt: skip
 
-    def start(self, image: str = DEMO) -> WatchedContainer:
+    def start(
+        self,
+        image: str = DEMO,
+        command: tuple[str, ...] = ("sleep", "3600"),
+        options: tuple[str, ...] = (),
+    ) -> WatchedContainer:
+        """A detached container (the demo image's entrypoint serves httpd on 8080 and ignores
+        `command`, unless `options` sets another entrypoint)."""
         out = subprocess.run(
-            [*self.base(), "run", "-d", "--network", "none", image, "sleep", "3600"],
+            [*self.base(), "run", "-d", "--network", "none", *options, image, *command],
             env=self.env, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         if out.returncode != 0:
