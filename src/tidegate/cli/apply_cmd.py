@@ -1,10 +1,12 @@
-"""`tidegate apply -f FILE.yaml` and `tidegate export`: policies and acknowledgements as code.
+"""`tidegate apply -f FILE.yaml` and `tidegate export`: policies, acknowledgements and runtime
+profiles as code.
 
-A file is a YAML list (or a stream of YAML documents) of `{kind: Policy | Acknowledgement, ...}`
-in the API body form. Apply is declarative and idempotent: a policy is matched by name, an
-acknowledgement by what it covers (vulnerability, scope, package, path); only differences are
-sent, so applying the same file twice changes nothing and records no event. Export writes the
-same form, so `export | apply` round-trips.
+A file is a YAML list (or a stream of YAML documents) of
+`{kind: Policy | Acknowledgement | RuntimeProfile, ...}` in the API body form (a RuntimeProfile in
+`core.profile`'s document form). Apply is declarative and idempotent: a policy and a runtime
+profile are matched by name, an acknowledgement by what it covers (vulnerability, scope, package,
+path); only differences are sent, so applying the same file twice changes nothing and records no
+event. Export writes the same form, so `export | apply` round-trips.
 
 Two backends: a console over HTTP (`--console URL --token T`, the normal way) or the console's
 database directly (`--data-dir DIR`, for bootstrapping before the console runs).
@@ -27,10 +29,21 @@ from pydantic import ValidationError
 from tidegate.console.schemas.acks import AckBody
 from tidegate.console.schemas.policies import PolicyBody
 from tidegate.core.errors import TidegateError, UsageError
+from tidegate.core.policy import Mode
+from tidegate.core.profile import (
+    DOCUMENT_KIND,
+    RuntimeProfile,
+    profile_from_document,
+    profile_from_json,
+    profile_to_document,
+)
 from tidegate.services import acks as ack_service
 from tidegate.services import policies as policy_service
+from tidegate.services import profiles as profile_service
 
-KINDS = ("Policy", "Acknowledgement")
+KINDS = ("Policy", "Acknowledgement", DOCUMENT_KIND)
+EXPORT_KINDS = ("policies", "acknowledgements", "profiles")
+Document = PolicyBody | AckBody | RuntimeProfile
 _ACK_KEY = ("vulnerability", "scope", "scope_value", "package_name", "package_version", "path")
 _ACK_MUTABLE = ("justification", "ticket", "approver", "expires")
 
@@ -46,6 +59,13 @@ class Backend(Protocol):
     def acknowledgements(self) -> list[dict[str, Any]]: ...
     def create_ack(self, doc: dict[str, Any]) -> None: ...
     def update_ack(self, ack_id: str, changes: dict[str, Any]) -> None: ...
+    def profiles(self) -> list[dict[str, Any]]: ...
+    def put_profile(self, name: str, doc: dict[str, Any]) -> None: ...
+
+
+def _profile_body(doc: dict[str, Any]) -> dict[str, Any]:
+    """A RuntimeProfile document as the body of PUT /profiles/{name}."""
+    return {k: v for k, v in doc.items() if k not in ("kind", "name")}
 
 
 def _policy_form(public: dict[str, Any]) -> dict[str, Any]:
@@ -103,6 +123,15 @@ class HttpBackend:
     def update_ack(self, ack_id: str, changes: dict[str, Any]) -> None:
         self._call("PATCH", f"/acknowledgements/{ack_id}", changes)
 
+    def profiles(self) -> list[dict[str, Any]]:
+        return [
+            profile_to_document(profile_from_json(p, "console profile"))
+            for p in self._call("GET", "/profiles")
+        ]
+
+    def put_profile(self, name: str, doc: dict[str, Any]) -> None:
+        self._call("PUT", f"/profiles/{name}", _profile_body(doc))
+
 
 class DatabaseBackend:
     """Straight to the console's database (bootstrap); changes are made as "apply"."""
@@ -141,6 +170,19 @@ class DatabaseBackend:
             self.session, ack_id=ack_id, changes=changes, actor=self.actor, now=self.now
         )
 
+    def profiles(self) -> list[dict[str, Any]]:
+        return [profile_to_document(p) for p in profile_service.list_profiles(self.session)]
+
+    def put_profile(self, name: str, doc: dict[str, Any]) -> None:
+        profile_service.put_profile(
+            self.session,
+            name=name,
+            edited=profile_from_document(doc, f"RuntimeProfile {name}"),
+            mode=Mode(doc.get("mode", Mode.AUDIT)),
+            actor=self.actor,
+            now=self.now,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
@@ -150,7 +192,7 @@ class Outcome:
     """"created" | "updated" | "unchanged"."""
 
 
-def load_documents(text: str, source: str) -> list[tuple[str, PolicyBody | AckBody]]:
+def load_documents(text: str, source: str) -> list[tuple[str, Document]]:
     """Parse and validate every document; errors name the document and the field."""
     try:
         loaded = [d for d in yaml.safe_load_all(text) if d is not None]
@@ -159,10 +201,13 @@ def load_documents(text: str, source: str) -> list[tuple[str, PolicyBody | AckBo
     items: list[Any] = []
     for doc in loaded:
         items.extend(doc if isinstance(doc, list) else [doc])
-    out: list[tuple[str, PolicyBody | AckBody]] = []
+    out: list[tuple[str, Document]] = []
     for i, item in enumerate(items, 1):
         if not isinstance(item, dict) or item.get("kind") not in KINDS:
             raise UsageError(f"{source}: document {i}: `kind` must be one of {', '.join(KINDS)}")
+        if item["kind"] == DOCUMENT_KIND:
+            out.append((DOCUMENT_KIND, profile_from_document(item, f"{source}: document {i}")))
+            continue
         body = {k: v for k, v in item.items() if k != "kind"}
         model: type[PolicyBody] | type[AckBody] = (
             PolicyBody if item["kind"] == "Policy" else AckBody
@@ -178,18 +223,30 @@ def load_documents(text: str, source: str) -> list[tuple[str, PolicyBody | AckBo
     return out
 
 
-def apply_documents(
-    backend: Backend, documents: list[tuple[str, PolicyBody | AckBody]]
-) -> list[Outcome]:
+def apply_documents(backend: Backend, documents: list[tuple[str, Document]]) -> list[Outcome]:
     policies = {p["name"]: p for p in backend.policies()}
     active = backend.acknowledgements()
+    # Only asked for when the file has some: a console without profiling still takes the rest.
+    wanted = any(isinstance(body, RuntimeProfile) for _kind, body in documents)
+    profiles = {p["name"]: p for p in backend.profiles()} if wanted else {}
     outcomes = []
     for _kind, body in documents:
         if isinstance(body, PolicyBody):
             outcomes.append(_apply_policy(backend, policies, body))
+        elif isinstance(body, RuntimeProfile):
+            outcomes.append(_apply_profile(backend, profiles, body))
         else:
             outcomes.append(_apply_ack(backend, active, body))
     return outcomes
+
+
+def _apply_profile(backend: Backend, existing: dict[str, Any], profile: RuntimeProfile) -> Outcome:
+    doc = profile_to_document(profile)
+    current = existing.get(profile.name)
+    if current == doc:
+        return Outcome(DOCUMENT_KIND, profile.name, "unchanged")
+    backend.put_profile(profile.name, doc)
+    return Outcome(DOCUMENT_KIND, profile.name, "created" if current is None else "updated")
 
 
 def _apply_policy(backend: Backend, existing: dict[str, Any], body: PolicyBody) -> Outcome:
@@ -239,7 +296,15 @@ def export_documents(backend: Backend, kind: str | None) -> list[dict[str, Any]]
         for ack in backend.acknowledgements():
             doc = {k: v for k, v in ack.items() if k != "id" and v is not None}
             out.append({"kind": "Acknowledgement", **doc})
+    if kind in (None, "profiles"):
+        out += backend.profiles()
     return out
+
+
+def _export_kind(value: str) -> str:
+    """`--kind profile` and `--kind profiles` alike (and so for every kind)."""
+    plural = {"policy": "policies", "acknowledgement": "acknowledgements", "profile": "profiles"}
+    return plural.get(value, value)
 
 
 # --- command line -----------------------------------------------------------------------------
@@ -252,12 +317,16 @@ def _add_target(p: argparse.ArgumentParser) -> None:
 
 
 def register(commands: Any) -> None:
-    p = commands.add_parser("apply", help="apply policies and acknowledgements from YAML")
+    p = commands.add_parser(
+        "apply", help="apply policies, acknowledgements and runtime profiles from YAML"
+    )
     p.add_argument("-f", "--file", required=True, help="the YAML file ('-' for stdin)")
     _add_target(p)
     p.set_defaults(run=run_apply)
-    p = commands.add_parser("export", help="write policies and acknowledgements as YAML")
-    p.add_argument("--kind", choices=("policies", "acknowledgements"))
+    p = commands.add_parser(
+        "export", help="write policies, acknowledgements and runtime profiles as YAML"
+    )
+    p.add_argument("--kind", type=_export_kind, choices=EXPORT_KINDS)
     _add_target(p)
     p.set_defaults(run=run_export)
 

@@ -71,6 +71,10 @@ class ProfilingSessionRow(Base):
     ends_at: Mapped[datetime | None] = mapped_column(_TS)
     stopped_at: Mapped[datetime | None] = mapped_column(_TS)
     stopped_by: Mapped[str | None] = mapped_column(_NAME)
+    applied_to: Mapped[int | None] = mapped_column(
+        ForeignKey("runtime_profiles.id", ondelete="SET NULL")
+    )
+    """The profile row its stop built (readiness: the sessions a profile was learned from)."""
 
 
 class ProfilingContainerRow(Base):

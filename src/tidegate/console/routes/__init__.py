@@ -13,6 +13,8 @@ from tidegate.console.routes.gate import router as gate_router
 from tidegate.console.routes.images import router as images_router
 from tidegate.console.routes.jobs import router as jobs_router
 from tidegate.console.routes.policies import router as policies_router
+from tidegate.console.routes.profiles import router as profiles_router
+from tidegate.console.routes.profiling_enforcer import router as profiling_enforcer_router
 from tidegate.console.routes.registries import router as registries_router
 from tidegate.console.routes.runtime import router as runtime_router
 from tidegate.console.routes.tokens import router as tokens_router
@@ -35,4 +37,6 @@ def routers() -> list[APIRouter]:
         runtime_router,
         enforcers_router,
         enforcer_api_router,
+        profiles_router,
+        profiling_enforcer_router,
     ]

@@ -79,6 +79,13 @@ def _sessions() -> None:
         sa.Column("ends_at", _TS, nullable=True),
         sa.Column("stopped_at", _TS, nullable=True),
         sa.Column("stopped_by", sa.String(255), nullable=True),
+        sa.Column("applied_to", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["applied_to"],
+            ["runtime_profiles.id"],
+            name="fk_profiling_sessions_applied_to_runtime_profiles",
+            ondelete="SET NULL",
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_profiling_sessions"),
         sa.UniqueConstraint("active_profile", name="uq_profiling_sessions_active_profile"),
     )
