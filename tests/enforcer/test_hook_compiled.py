@@ -392,6 +392,15 @@ def test_build_failures_name_the_compiler_and_its_stderr(
     assert list(dest.parent.iterdir()) == []  # no half-written binary left behind
 
 
+def test_refuses_a_directory_others_may_write(compiled_hook: Path, tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    with pytest.raises(HookBuildError, match="writable by group or others"):
+        hookbuild.build_hook(shared / hookbuild.HOOK_BINARY)
+    assert list(shared.iterdir()) == []
+
+
 def test_rebuild_replaces_the_binary(compiled_hook: Path, tmp_path: Path) -> None:
     dest = tmp_path / hookbuild.HOOK_BINARY
     first = hookbuild.build_hook(dest)

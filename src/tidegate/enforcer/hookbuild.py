@@ -65,7 +65,8 @@ def build_hook(dest: Path, *, cc: str | None = None) -> Path:
     """Compile hook.c to `dest` (mode 0755) with `cc` (default: `find_compiler()`); `dest`.
 
     HookBuildError names the compiler and carries its stderr when the build fails, and says
-    so when no compiler is found or the result cannot run here."""
+    so when no compiler is found, the result cannot run here, or `dest`'s directory is
+    writable by group or others (the runtime runs the hook as root)."""
     compiler = cc or find_compiler()
     if not compiler:
         raise HookBuildError(
@@ -74,7 +75,13 @@ def build_hook(dest: Path, *, cc: str | None = None) -> Path:
     if not HOOK_SOURCE.is_file():
         raise HookBuildError(f"the hook source {HOOK_SOURCE} is missing from the package")
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        if dest.parent.stat().st_mode & 0o022:
+            # the runtime runs this program as root on every container start
+            raise HookBuildError(
+                f"{dest.parent} is writable by group or others: whoever can write there could "
+                "replace the hook the container runtime runs as root"
+            )
         fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
         os.close(fd)
     except OSError as exc:
