@@ -278,7 +278,8 @@ static long long now_ms(void)
 }
 
 /* Wait until `fd` is ready for `events` or the deadline passes. 0 ready, -1 with errno set
- * (ETIMEDOUT when the deadline passed). */
+ * (ETIMEDOUT when the deadline passed: unix sockets never report ETIMEDOUT themselves, so
+ * `ask` reads it as "timed out", Python's socket.timeout). */
 static int wait_for(int fd, short events, long long deadline)
 {
     for (;;) {
