@@ -5,13 +5,16 @@
   CONTAINERS_CONF setting runtime "runc" and the ulimits this VM allows (DESIGN.md), the test
   busybox image loaded as BUSYBOX (user 1000) and the demo image as DEMO (both by skopeo from
   their OCI layouts). `podman.run(image, *args, hooks_dir=..., options=[...])` runs
-  `podman run --rm --network none` and returns the CompletedProcess; `podman.image_id(name)`.
+  `podman run --rm --network none` and returns the CompletedProcess; `podman.image_id(name)`;
+  `podman.start(...)` the same detached (the container id), `podman.exec(cid, *cmd)`,
+  `podman.remove(cid)`.
 - `live_console`: a `LiveConsole` (uvicorn in a thread on `app` from tests/console, SQLite and
   PostgreSQL) that a test may `stop()` and `start()` again on the same port; `clock` is the
   real time (the enforcer stamps events with it).
 - `demo_db`: a vulnerability DB with the demo's OSV records (lodash 4.17.15 is high).
-- `start_enforcer(console_url, token, state_dir) -> EnforcerProcess`: `tidegate enforcer` as a
-  subprocess, waited for until its socket answers; `.hooks_dir` holds the hook JSON written by
+- `start_enforcer(console_url, token, state_dir, extra=[...], prefix=[...]) -> EnforcerProcess`:
+  `tidegate enforcer` as a subprocess (extra options after its own, `prefix` before the program:
+  `setpriv ...`), waited for until its socket answers; `.hooks_dir` holds the hook JSON written by
   `tidegate enforcer install-hook`; `.stop()` ends it (SIGTERM, by its own pid).
 """
 
@@ -24,7 +27,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,6 +103,27 @@ class Podman:
         cmd = [*self.base(), *hooks, *run, image, *args]
         return subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=60)
 
+    def start(
+        self, image: str, *args: str, hooks_dir: Path | None = None, options: tuple[str, ...] = ()
+    ) -> subprocess.CompletedProcess[str]:
+        """`run` detached (no --rm): the container id is the stdout."""
+        hooks = ["--hooks-dir", str(hooks_dir)] if hooks_dir is not None else []
+        run = ["run", "-d", "--network", "none", "--entrypoint", "/bin/sh", *options]
+        cmd = [*self.base(), *hooks, *run, image, *args]
+        return subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=60)
+
+    def exec(self, cid: str, *cmd: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*self.base(), "exec", "--user", "0", cid, *cmd],
+            env=self.env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    def remove(self, cid: str) -> None:
+        subprocess.run(
+            [*self.base(), "rm", "--force", "--time", "0", cid],
+            env=self.env, capture_output=True, timeout=60,
+        )  # fmt: skip
+
 
 @pytest.fixture(scope="session")
 def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
@@ -156,7 +180,14 @@ def _wait_for_socket(proc: subprocess.Popen[bytes], path: Path, log: Path) -> No
 def start_enforcer(tmp_path: Path) -> Iterator[Callable[..., EnforcerProcess]]:
     started: list[EnforcerProcess] = []
 
-    def start(console: str, token: str, state_dir: Path | None = None) -> EnforcerProcess:
+    def start(
+        console: str,
+        token: str,
+        state_dir: Path | None = None,
+        *,
+        extra: Sequence[str] = (),
+        prefix: Sequence[str] = (),
+    ) -> EnforcerProcess:
         state = state_dir or tmp_path / "enforcer-state"
         sock, hooks, log = (
             state / "enforcer.sock",
@@ -179,6 +210,7 @@ def start_enforcer(tmp_path: Path) -> Iterator[Callable[..., EnforcerProcess]]:
         with log.open("wb") as out:
             proc = subprocess.Popen(
                 [
+                    *prefix,
                     *TIDEGATE,
                     "enforcer",
                     "--console",
@@ -191,6 +223,9 @@ def start_enforcer(tmp_path: Path) -> Iterator[Callable[..., EnforcerProcess]]:
                     "0.5",
                     "--hostname",
                     "test-node",
+                    # The host's own podman containers are none of these tests' business.
+                    *([] if "--podman" in extra else ["--podman", ""]),
+                    *extra,
                 ],
                 stdout=out,
                 stderr=out,

@@ -337,6 +337,7 @@ class Agent:
             message = f"container {container.container_id[:12]} not watched: {exc}"
             self._alert("monitor_watch_failed", message, container=container)
             return False
+        self.say(f"watching container {container.container_id[:12]} ({container.image_ref})")
         return True
 
     def _reap_loop(self, interval: float) -> None:
@@ -351,6 +352,7 @@ class Agent:
         gone = [c.container_id for c in monitor.containers if not container_alive(c)]
         for cid in gone:
             monitor.unwatch(cid)
+            self.say(f"container {cid[:12]} stopped: no longer watched")
         return gone
 
     def _monitor_status(self) -> dict[str, Any]:
