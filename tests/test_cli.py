@@ -468,3 +468,46 @@ def test_make_run_job(tmp_path: Path) -> None:
     for text in ("busybox", "libcrypto3", "openssl", "requests", "lodash", "Private key"):
         assert text in table
     assert "uid 1000" in table
+
+
+@pytest.mark.parametrize(
+    ("compiled", "wants_compiler", "program"),
+    [
+        ("yes", True, "bin/tidegate-oci-hook"),
+        ("auto", True, "bin/tidegate-oci-hook"),
+        ("no", False, None),
+    ],
+)
+def test_install_hook_writes_the_compiled_or_the_python_hook(
+    tmp_path: Path, compiled: str, wants_compiler: bool, program: str | None
+) -> None:
+    if wants_compiler and shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("no C compiler (apt-get install gcc)")
+    hooks, state = tmp_path / "hooks.d", tmp_path / "state"
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["enforcer", "install-hook", "--hooks-dir", str(hooks), "--state-dir", str(state)]
+    assert main([*argv, "--compiled", compiled], out, err) == ExitCode.OK, err.getvalue()
+    doc = json.loads((hooks / "tidegate-enforcer.json").read_text())
+    assert doc["stages"] == ["createRuntime"]
+    hook = doc["hook"]
+    assert hook["args"][0] == hook["path"]
+    assert hook["args"][-4:] == [
+        "--socket",
+        str((state / "enforcer.sock").resolve()),
+        "--state-dir",
+        str(state.resolve()),
+    ]
+    if program is None:
+        assert hook["args"][:3] == [sys.executable, "-I", "-S"]
+        assert hook["args"][3].endswith("tidegate/enforcer/hook.py")
+        return
+    binary = Path(hook["path"])
+    assert binary == (state / program).resolve()
+    assert os.access(binary, os.X_OK)
+    assert binary.parent.stat().st_mode & 0o077 == 0  # run as root: nobody else may swap it
+    # no enforcer listening and no fail-mode file: the compiled hook fails open, saying why
+    run = subprocess.run(
+        hook["args"], input=b'{"id": "c1"}', capture_output=True, timeout=10, check=False
+    )
+    assert run.returncode == 0
+    assert b"enforcer" in run.stderr
