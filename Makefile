@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SYSTEM_PACKAGES := skopeo umoci docker-registry busybox-static debootstrap apache2-utils \
-                   ca-certificates curl dpkg golang-go rpm db5.3-util postgresql chromium
+                   ca-certificates curl dpkg golang-go rpm db5.3-util postgresql chromium gcc
 DEMO_DIR := $(HOME)/.cache/tidegate/demo
 
 .PHONY: setup run test system-deps lint typecheck check lock bench clean
