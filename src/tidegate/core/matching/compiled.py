@@ -26,21 +26,23 @@ import json
 from typing import Any
 
 from tidegate.core.advisory import AffectedPackage, EventKind, RangeType, Rating
+from tidegate.core.errors import VersionError
 from tidegate.core.matching.ranges import (
     RangeMatch,
     check_version,
     kind_for_ecosystem,
+    match_keyed,
     match_listed,
-    match_prepared,
     prepare,
 )
 from tidegate.core.models import Severity
-from tidegate.core.versions import VersionKind
+from tidegate.core.versions import VersionKind, sort_key_function
 
 Row = list[Any]
 """One compiled entry, as `json.loads` returns it."""
 
-_VERSION_KINDS = {k.value: k for k in VersionKind}
+_SORT_KEYS = {k.value: sort_key_function(k) for k in VersionKind}
+"""Each version kind's `sort_key`, by the kind's value as a compiled range names it."""
 _SEVERITIES = {s.value: s for s in Severity}
 
 # Positions in a Row.
@@ -94,8 +96,17 @@ def evaluate_compiled(version: str, row: Row, kind: VersionKind) -> RangeMatch |
     `row` must be `usable_for(kind)`. Raises VersionError only when `version` is not a `kind`
     version."""
     check_version(kind, version)
+    return match_row(version, row, kind)
+
+
+def match_row(version: str, row: Row, kind: VersionKind) -> RangeMatch | None:
+    """`evaluate_compiled` for a `version` already known to be a valid `kind` version (the
+    matcher checks it once per package, not once per entry)."""
     for position, range_kind, events, limits in row[RANGES]:
-        found = match_prepared(version, _VERSION_KINDS[range_kind], events, limits, position)
+        try:
+            found = match_keyed(_SORT_KEYS[range_kind], version, events, limits, position)
+        except VersionError:  # not a version of the range's kind: the range does not match
+            continue
         if found is not None:
             return found
     if row[VERSIONS]:

@@ -21,15 +21,15 @@ from tidegate.core.matching.compiled import (
     ALPINE_NA,
     ECOSYSTEM,
     INDEX,
+    KIND,
     RECORD_ID,
     Row,
-    evaluate_compiled,
+    match_row,
     rating_of,
     specific_of,
-    usable_for,
 )
 from tidegate.core.matching.ecosystems import Query, queries_for
-from tidegate.core.matching.ranges import RangeMatch, evaluate
+from tidegate.core.matching.ranges import RangeMatch, check_version, evaluate
 from tidegate.core.models import (
     Finding,
     FixState,
@@ -161,7 +161,22 @@ def _gc_paused() -> Iterator[None]:
         yield
     finally:
         if was_enabled:
+            _age_young_objects()
             gc.enable()
+
+
+def _age_young_objects() -> None:
+    """Move the objects allocated meanwhile to the oldest generation without scanning them.
+
+    Turned back on, the collector would otherwise start with a young generation holding every
+    object the match kept (the findings, the store's caches) and scan them all at the next
+    allocation: a quarter of a CLI scan's match time, spent finding no garbage. `freeze` and
+    `unfreeze` move whole generation lists (constant time); the objects are then looked at by
+    the next full collection, as they would have been once they aged. Skipped when someone
+    else froze objects (a pre-fork server): unfreezing would hand theirs back too."""
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
+        gc.unfreeze()
 
 
 def _match_packages(
@@ -274,19 +289,26 @@ def _compiled(
     source: CompiledAdvisorySource, rows: Mapping[tuple[str, str], Sequence[Row]], query: Query
 ) -> list[_Candidate]:
     found: list[_Candidate] = []
+    version, kind = query.version, query.kind
+    kind_value = kind.value
     alpine = query.family == "Alpine"
+    # An entry of exactly the ecosystem looked up is about the query's release (or language):
+    # only the others need `covers` (a family lookup sees every release of the family).
+    own = query.lookup if query.release is None or query.lookup == query.release else None
+    checked = False
     for row in rows.get((query.lookup, query.name), ()):
         ecosystem: str = row[ECOSYSTEM]
-        if not query.covers(ecosystem) or (alpine and row[ALPINE_NA]):
+        if (ecosystem != own and not query.covers(ecosystem)) or (alpine and row[ALPINE_NA]):
             continue
+        if not checked:  # the package's version, checked once (raises VersionError)
+            check_version(kind, version)
+            checked = True
         vid: str = row[RECORD_ID]
-        if usable_for(row, query.kind):
-            match = evaluate_compiled(query.version, row, query.kind)
+        if row[KIND] == kind_value:
+            match = match_row(version, row, kind)
         else:
             affected = source.entry(vid, row[INDEX])
-            match = (
-                None if affected is None else evaluate(query.version, affected, query.kind).match
-            )
+            match = None if affected is None else evaluate(version, affected, kind).match
         if match is not None:
             facts = _EntryFacts(ecosystem, specific_of(row), rating_of(row))
             found.append(_Candidate(vid, partial(source.header, vid), facts, query, match))

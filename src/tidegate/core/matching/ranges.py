@@ -21,7 +21,7 @@ from typing import Any
 
 from tidegate.core.advisory import AffectedPackage, Event, EventKind, Range, RangeType
 from tidegate.core.errors import VersionError
-from tidegate.core.versions import Comparator, VersionKind, comparator
+from tidegate.core.versions import Comparator, SortKey, VersionKind, comparator, sort_key_function
 
 _SEMVER_KINDS = frozenset({VersionKind.NPM, VersionKind.GOLANG, VersionKind.SEMVER})
 
@@ -190,22 +190,55 @@ def _match_range(
     limits: Sequence[str],
     index: int,
 ) -> RangeMatch | None:
-    compare = comparator(kind).compare
-    if limits and not any(compare(version, lim) < 0 for lim in limits):
+    return match_keyed(sort_key_function(kind), version, events, limits, index)
+
+
+def match_keyed(
+    key: Callable[[str], SortKey],
+    version: str,
+    events: Sequence[Sequence[Any]],
+    limits: Sequence[str],
+    index: int,
+) -> RangeMatch | None:
+    """`_match_range` with the range kind's `sort_key`: one key per version (cached by the
+    comparators), compared with `<` alone. Raises VersionError as `compare` would."""
+    try:
+        at_key = key(version)
+    except VersionError as exc:
+        return _match_unkeyed(exc, events, limits, index)
+    if limits and not any(at_key < key(lim) for lim in limits):
         return None
     opened: int | None = None
     for position, (code, at) in enumerate(events):
         if code == INTRODUCED:
-            if at == "0" or compare(version, at) >= 0:
+            if at == "0" or not at_key < key(at):
                 opened = position
-        elif opened is not None:
+        elif opened is not None and (
             # A `fixed` at or below the version, or a `last_affected` below it, closes it.
-            order = compare(version, at)
-            if order >= 0 if code == FIXED else order > 0:
-                opened = None
+            (not at_key < key(at)) if code == FIXED else key(at) < at_key
+        ):
+            opened = None
     if opened is None:
         return None
     return _describe(events, limits, opened, index)
+
+
+def _match_unkeyed(
+    error: VersionError, events: Sequence[Sequence[Any]], limits: Sequence[str], index: int
+) -> RangeMatch | None:
+    """A range walked for a version that is not of the range's kind (a SEMVER range of a Debian
+    entry, say): it decides only if it never compares that version, so `error` is raised at the
+    first comparison the walk would make, exactly as `compare` would raise it there."""
+    if limits:
+        raise error
+    opened: int | None = None
+    for position, (code, at) in enumerate(events):
+        if code != INTRODUCED and opened is None:
+            continue
+        if code != INTRODUCED or at != "0":
+            raise error
+        opened = position
+    return None if opened is None else _describe(events, limits, opened, index)
 
 
 def _describe(

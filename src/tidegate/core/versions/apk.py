@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import re
 from enum import IntEnum
-from functools import lru_cache
+from functools import cmp_to_key, lru_cache
 
-from tidegate.core.versions.interface import VersionKind, invalid
+from tidegate.core.versions.interface import SortKey, VersionKind, invalid
 
 
 class _T(IntEnum):
@@ -186,6 +186,15 @@ def compare(a: str, b: str) -> int:
     return 0
 
 
+_CmpKey = cmp_to_key(compare)
+
+
+@lru_cache(maxsize=65536)
+def sort_key(version: str) -> SortKey:
+    """A key ordered as `compare` orders versions (it calls `compare`; like it, never raises)."""
+    return _CmpKey(version)
+
+
 class ApkComparator:
     """apk-tools version ordering."""
 
@@ -198,3 +207,6 @@ class ApkComparator:
 
     def compare(self, a: str, b: str) -> int:
         return compare(a, b)
+
+    def sort_key(self, version: str) -> SortKey:
+        return sort_key(version)

@@ -14,7 +14,7 @@ import re
 from functools import lru_cache
 from itertools import zip_longest
 
-from tidegate.core.versions.interface import VersionKind, invalid
+from tidegate.core.versions.interface import SortKey, VersionKind, invalid
 
 _SPACE = re.compile(r"\s")
 
@@ -62,6 +62,12 @@ def _split(text: str) -> tuple[_Part, ...]:
 @lru_cache(maxsize=65536)
 def parse(version: str) -> DebKey:
     """Parse a Debian version into a comparison key. Raises VersionError."""
+    epoch, upstream, revision = _fields(version)
+    return (epoch, _split(upstream), _split(revision))
+
+
+def _fields(version: str) -> tuple[int, str, str]:
+    """(epoch, upstream, revision) of a valid version. Raises VersionError."""
     text = version.strip()
     if not text:
         raise invalid(VersionKind.DEB, version, "empty")
@@ -84,7 +90,7 @@ def parse(version: str) -> DebKey:
         raise invalid(VersionKind.DEB, version, "empty upstream version")
     if not text.isascii():
         raise invalid(VersionKind.DEB, version, "non-ASCII characters")
-    return (epoch, _split(upstream), _split(revision))
+    return epoch, upstream, revision
 
 
 def _compare_parts(a: tuple[_Part, ...], b: tuple[_Part, ...]) -> int:
@@ -92,6 +98,74 @@ def _compare_parts(a: tuple[_Part, ...], b: tuple[_Part, ...]) -> int:
         if pa != pb:
             return -1 if pa < pb else 1
     return 0
+
+
+_END = 1
+"""Where a padded sequence ends: above every `~` token, below every other (see `_padded`)."""
+
+
+def _padded(text: str) -> tuple[int, ...]:
+    """The parts of `text` (`_split`) as integers that Python's tuple order orders exactly as
+    `_compare_parts` orders the parts (cached: upstream versions and revisions repeat).
+
+    Flattened (each run's weights, its 0 terminator, its number), parts compare as integer
+    sequences padded with zeros for ever (`_EMPTY_PART` is a 0 weight and a 0 number), which
+    Python's tuple order does not do: it puts a prefix first, while dpkg puts "1~" before "1".
+    So each non-zero value becomes a token with the count of zeros before it, trailing zeros
+    are dropped, and the end becomes a token of its own (`_END`). Where two sequences first
+    differ, the one with a non-zero value where the other still has a zero (or has ended) is
+    the greater exactly when that value is positive: only `~` (-1) is negative. So negative
+    tokens 0, zeros, -1 order by fewer zeros first, positive ones 2, -zeros, value by more
+    zeros first then by value, and `_END` sits between the two kinds. A token's first integer
+    differs from `_END`, so two keys never compare a token against part of another."""
+    found = _padded_texts.get(text)
+    if found is not None:
+        return found
+    out: list[int] = []
+    zeros = 0
+    for letters, digits in _RUNS.findall(text):
+        if letters:
+            first, rest = _letter_tokens(letters)
+            out.extend((0, zeros, first) if first < 0 else (2, -zeros, first))
+            out.extend(rest)
+            zeros = 0
+        number = int(digits) if digits else 0
+        if number:
+            out.extend((2, -zeros - 1, number))  # the run's 0 terminator comes first
+            zeros = 0
+        else:
+            zeros += 2
+    out.append(_END)
+    found = tuple(out)
+    if len(_padded_texts) < 16384:
+        _padded_texts[text] = found
+    return found
+
+
+_padded_texts: dict[str, tuple[int, ...]] = {}
+_letter_runs: dict[str, tuple[int, tuple[int, ...]]] = {}
+
+
+def _letter_tokens(letters: str) -> tuple[int, tuple[int, ...]]:
+    """A non-digit run's first weight (its token depends on the zeros before it) and the
+    tokens of the other characters (no zeros before them: weights are never 0)."""
+    found = _letter_runs.get(letters)
+    if found is None:
+        rest: list[int] = []
+        for char in letters[1:]:
+            weight = _WEIGHTS[char]  # ASCII only: `_fields` refused the rest
+            rest.extend((0, 0, weight) if weight < 0 else (2, 0, weight))
+        found = (_WEIGHTS[letters[0]], tuple(rest))
+        if len(_letter_runs) < 4096:
+            _letter_runs[letters] = found
+    return found
+
+
+@lru_cache(maxsize=65536)
+def sort_key(version: str) -> tuple[int, ...]:
+    """A key that Python orders exactly as `compare` orders versions. Raises VersionError."""
+    epoch, upstream, revision = _fields(version)
+    return (epoch, *_padded(upstream), *_padded(revision))
 
 
 def compare(a: str, b: str) -> int:
@@ -114,3 +188,6 @@ class DebComparator:
 
     def compare(self, a: str, b: str) -> int:
         return compare(a, b)
+
+    def sort_key(self, version: str) -> SortKey:
+        return sort_key(version)

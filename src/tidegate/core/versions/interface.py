@@ -2,13 +2,15 @@
 
 A comparator owns one ecosystem's version rules. `parse` validates a version and returns an
 opaque, cached key (raising `VersionError` naming the version and the ecosystem when the string is
-not a version of that ecosystem); `compare` orders two versions as -1, 0 or 1.
+not a version of that ecosystem); `compare` orders two versions as -1, 0 or 1; `sort_key` gives
+an object whose `<` and `==` order versions exactly as `compare` does, so that code comparing one
+version against many (range matching) compares keys without a call per comparison.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from tidegate.core.errors import VersionError
 
@@ -27,6 +29,12 @@ class VersionKind(StrEnum):
     """Plain SemVer 2.0 (crates.io, and the `SEMVER` range type of OSV records)."""
 
 
+class SortKey(Protocol):
+    """A version's sort key: `a < b` and `a == b` exactly when `compare` says -1 and 0."""
+
+    def __lt__(self, other: Any, /) -> object: ...
+
+
 class Comparator(Protocol):
     """One ecosystem's version ordering."""
 
@@ -39,6 +47,11 @@ class Comparator(Protocol):
 
     def compare(self, a: str, b: str) -> int:
         """-1 if a < b, 0 if they are equal versions, 1 if a > b. Raises VersionError."""
+        ...
+
+    def sort_key(self, version: str) -> SortKey:
+        """The (cached) key ordering `version` as `compare` does; raises VersionError when
+        `compare` would, for this version."""
         ...
 
 

@@ -12,10 +12,10 @@ Maven accepts any string; only an empty one or one with whitespace is refused he
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cmp_to_key, lru_cache
 from typing import TypeAlias
 
-from tidegate.core.versions.interface import VersionKind, invalid
+from tidegate.core.versions.interface import SortKey, VersionKind, invalid
 
 _SPACE = re.compile(r"\s")
 
@@ -134,6 +134,16 @@ def compare(a: str, b: str) -> int:
     return _compare_items(parse(a), parse(b))
 
 
+_CmpKey = cmp_to_key(compare)
+
+
+@lru_cache(maxsize=65536)
+def sort_key(version: str) -> SortKey:
+    """A key ordered as `compare` orders versions (it calls `compare`). Raises VersionError."""
+    parse(version)
+    return _CmpKey(version)
+
+
 class MavenComparator:
     """Maven ComparableVersion ordering."""
 
@@ -146,3 +156,6 @@ class MavenComparator:
 
     def compare(self, a: str, b: str) -> int:
         return compare(a, b)
+
+    def sort_key(self, version: str) -> SortKey:
+        return sort_key(version)

@@ -11,7 +11,7 @@ from functools import lru_cache
 
 from packaging.version import InvalidVersion, Version
 
-from tidegate.core.versions.interface import VersionKind, invalid
+from tidegate.core.versions.interface import SortKey, VersionKind, invalid
 
 
 @lru_cache(maxsize=65536)
@@ -41,3 +41,6 @@ class Pep440Comparator:
 
     def compare(self, a: str, b: str) -> int:
         return compare(a, b)
+
+    def sort_key(self, version: str) -> SortKey:
+        return parse(version)  # `Version` objects order as `compare` orders them

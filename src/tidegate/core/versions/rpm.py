@@ -10,9 +10,9 @@ other segment. A missing release compares as an empty one.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cmp_to_key, lru_cache
 
-from tidegate.core.versions.interface import VersionKind, invalid
+from tidegate.core.versions.interface import SortKey, VersionKind, invalid
 
 _SPACE = re.compile(r"\s")
 
@@ -100,6 +100,16 @@ def compare(a: str, b: str) -> int:
     return _vercmp(ka[1], kb[1]) or _vercmp(ka[2], kb[2])
 
 
+_CmpKey = cmp_to_key(compare)
+
+
+@lru_cache(maxsize=65536)
+def sort_key(version: str) -> SortKey:
+    """A key ordered as `compare` orders versions (it calls `compare`). Raises VersionError."""
+    parse(version)
+    return _CmpKey(version)
+
+
 class RpmComparator:
     """rpmvercmp ordering of epoch:version-release."""
 
@@ -112,3 +122,6 @@ class RpmComparator:
 
     def compare(self, a: str, b: str) -> int:
         return compare(a, b)
+
+    def sort_key(self, version: str) -> SortKey:
+        return sort_key(version)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from tidegate.core.versions.interface import VersionKind, invalid
+from tidegate.core.versions.interface import SortKey, VersionKind, invalid
 
 _Ident = tuple[int, int, str]
 """A pre-release identifier: (0, number, "") for numeric ones, (1, 0, text) for the others, so
@@ -77,6 +77,12 @@ def parse_go(version: str) -> SemverKey:
     return (int(m["major"]), int(m["minor"]), int(m["patch"] or 0), 0 if pre else 1, idents)
 
 
+@lru_cache(maxsize=65536)
+def npm_key(version: str) -> SemverKey:
+    """`parse` for npm (errors name npm): a key ordered as npm versions compare."""
+    return parse(version, VersionKind.NPM)
+
+
 def _order(a: SemverKey, b: SemverKey) -> int:
     return (a > b) - (a < b)
 
@@ -107,6 +113,9 @@ class SemverComparator:
     def compare(self, a: str, b: str) -> int:
         return _order(parse(a, self._kind), parse(b, self._kind))
 
+    def sort_key(self, version: str) -> SortKey:
+        return parse(version, self._kind)  # plain tuples, ordered as `compare` orders them
+
 
 class GoComparator:
     """Go module versions (semver, pseudo-versions, +incompatible) and Go toolchain versions."""
@@ -120,3 +129,6 @@ class GoComparator:
 
     def compare(self, a: str, b: str) -> int:
         return compare_go(a, b)
+
+    def sort_key(self, version: str) -> SortKey:
+        return parse_go(version)
