@@ -9,6 +9,10 @@
   (warm, as a scanner worker sees it), against the baseline of one plain
   `SELECT entry FROM affected WHERE ecosystem=? AND name=?` per package on the same file.
   Target: cold match (fresh process) under 200 ms.
+- check: before timing, each scenario's findings are compared with those of the matcher's
+  reference path (a source offering only `advisories_for` and the alias-group questions: full
+  records decoded, every range walked with `compare`); any difference stops the benchmark
+  (`--no-verify` skips it).
 
 The zip and the database are generated once (deterministic, seeded) and cached under
 ~/.cache/tidegate-bench/match-v1/ ($TIDEGATE_BENCH_CACHE or --cache-dir to move it);
@@ -35,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from tidegate.core.advisory import Advisory, AffectedPackage, Rating
 from tidegate.core.errors import VulnDBError
 from tidegate.core.models import (
     Catalogue,
@@ -380,6 +385,54 @@ def baseline_lookup(db: Path, packages: Sequence[Package]) -> float:
         conn.close()
 
 
+class ReferenceSource:
+    """Only the `AdvisorySource` protocol of a store: the matcher's straightforward path (every
+    entry and record decoded, ranges walked with `compare`, alias groups asked per hit)."""
+
+    def __init__(self, store: VulnStore) -> None:
+        self._store = store
+
+    def advisories_for(
+        self, ecosystem: str, name: str
+    ) -> Sequence[tuple[Advisory, AffectedPackage]]:
+        return self._store.advisories_for(ecosystem, name)
+
+    def group_id(self, vuln_id: str) -> str | None:
+        return self._store.group_id(vuln_id)
+
+    def aliases_of(self, vuln_id: str) -> set[str]:
+        return self._store.aliases_of(vuln_id)
+
+    def rating_for_group(self, vuln_id: str) -> Rating | None:
+        return self._store.rating_for_group(vuln_id)
+
+
+def verify(db: Path, scenario: str) -> int:
+    """The findings of the fast path, after checking that they are, field for field and in
+    the same order, those of the reference path; raises RuntimeError on any difference."""
+    result = scan_result(scenario_packages(scenario))
+    with VulnStore.open(db) as store:
+        fast = match_result(result, store, store.snapshot_id())
+    with VulnStore.open(db) as store:
+        slow = match_result(result, ReferenceSource(store), store.snapshot_id())
+    fast_doc = repr((fast.findings, fast.catalogue.unknowns))
+    slow_doc = repr((slow.findings, slow.catalogue.unknowns))
+    if fast_doc != slow_doc:
+        where = next(
+            (
+                i
+                for i, (a, b) in enumerate(zip(fast.findings, slow.findings, strict=False))
+                if a != b
+            ),
+            min(len(fast.findings), len(slow.findings)),
+        )
+        raise RuntimeError(
+            f"scenario {scenario}: the match differs from the reference path "
+            f"({len(fast.findings)} vs {len(slow.findings)} findings, first at {where})"
+        )
+    return len(fast.findings)
+
+
 def time_match(db: Path, result: ScanResult, store: VulnStore | None) -> tuple[float, int]:
     """Seconds of one match_result (opening the store included when `store` is None)."""
     start = time.perf_counter()
@@ -417,7 +470,9 @@ def _child_match(db: Path, scenario: str) -> int:
     return 0
 
 
-def measure_scenario(db: Path, scenario: str, repeat: int) -> Scenario:
+def measure_scenario(db: Path, scenario: str, repeat: int, check: bool = True) -> Scenario:
+    if check:
+        verify(db, scenario)
     packages = scenario_packages(scenario)
     result = scan_result(packages)
     base, fresh, cold, warm = [], [], [], []
@@ -453,12 +508,16 @@ def measure_scenario(db: Path, scenario: str, repeat: int) -> Scenario:
 
 
 def measure(
-    db: Path, repeat: int, imported: dict[str, float], scenarios: Sequence[str] = SCENARIOS
+    db: Path,
+    repeat: int,
+    imported: dict[str, float],
+    scenarios: Sequence[str] = SCENARIOS,
+    check: bool = True,
 ) -> Result:
     with VulnStore.open(db) as store:
         status = store.status()
     out = Result(status.advisories, status.affected_rows)
-    out.scenarios = [measure_scenario(db, name, repeat) for name in scenarios]
+    out.scenarios = [measure_scenario(db, name, repeat, check) for name in scenarios]
     out.figures = [
         Figure("import throughput", "rec/s", imported["records_per_s"], ()),
         Figure(
@@ -506,6 +565,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--scenario", choices=SCENARIOS, action="append", help="only these (default: all)"
     )
+    parser.add_argument(
+        "--no-verify", action="store_true", help="skip comparing with the reference path"
+    )
     parser.add_argument("--child-match", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     scenarios = tuple(args.scenario or SCENARIOS)
@@ -513,7 +575,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _child_match(args.child_match, scenarios[0])
     log: list[str] = []
     db, imported = prepare(cache_dir(args.cache_dir), args.rebuild, log)
-    result = measure(db, max(args.repeat, 1), imported, scenarios)
+    result = measure(db, max(args.repeat, 1), imported, scenarios, not args.no_verify)
     if args.json:
         print(json.dumps(asdict(result), indent=2))
     else:

@@ -21,7 +21,7 @@ from typing import Any
 
 from tidegate.core.advisory import AffectedPackage, Event, EventKind, Range, RangeType
 from tidegate.core.errors import VersionError
-from tidegate.core.versions import Comparator, SortKey, VersionKind, comparator, sort_key_function
+from tidegate.core.versions import Comparator, SortKey, VersionKind, comparator
 
 _SEMVER_KINDS = frozenset({VersionKind.NPM, VersionKind.GOLANG, VersionKind.SEMVER})
 
@@ -167,22 +167,6 @@ def _event_order(cmp: Comparator) -> Callable[[Event, Event], int]:
     return order
 
 
-def match_prepared(
-    version: str,
-    kind: VersionKind,
-    events: Sequence[Sequence[Any]],
-    limits: Sequence[str],
-    index: int,
-) -> RangeMatch | None:
-    """The interval of a prepared range (`Prepared`, or its compiled JSON form) holding
-    `version`, or None; None too when `version` does not parse as `kind` (`evaluate` reports
-    such a range as skipped: either way it does not match)."""
-    try:
-        return _match_range(version, kind, events, limits, index)
-    except VersionError:
-        return None
-
-
 def _match_range(
     version: str,
     kind: VersionKind,
@@ -190,7 +174,24 @@ def _match_range(
     limits: Sequence[str],
     index: int,
 ) -> RangeMatch | None:
-    return match_keyed(sort_key_function(kind), version, events, limits, index)
+    # The plain walk with `compare`, kept as the reference that `match_keyed` (what a match
+    # from compiled entries runs) is tested against.
+    compare = comparator(kind).compare
+    if limits and not any(compare(version, lim) < 0 for lim in limits):
+        return None
+    opened: int | None = None
+    for position, (code, at) in enumerate(events):
+        if code == INTRODUCED:
+            if at == "0" or compare(version, at) >= 0:
+                opened = position
+        elif opened is not None:
+            # A `fixed` at or below the version, or a `last_affected` below it, closes it.
+            order = compare(version, at)
+            if order >= 0 if code == FIXED else order > 0:
+                opened = None
+    if opened is None:
+        return None
+    return _describe(events, limits, opened, index)
 
 
 def match_keyed(
@@ -200,8 +201,9 @@ def match_keyed(
     limits: Sequence[str],
     index: int,
 ) -> RangeMatch | None:
-    """`_match_range` with the range kind's `sort_key`: one key per version (cached by the
-    comparators), compared with `<` alone. Raises VersionError as `compare` would."""
+    """`_match_range` with the range kind's `sort_key` (`sort_key_function`): one key per
+    version, cached by the comparators, compared with `<` alone instead of a `compare` call
+    per event. Decides and raises VersionError exactly as `_match_range` does."""
     try:
         at_key = key(version)
     except VersionError as exc:
