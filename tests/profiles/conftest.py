@@ -24,9 +24,12 @@ from tidegate.core.roles import Role
 
 
 @pytest.fixture
-def group_token(client: TestClient, headers_for: Callable[[Role], dict[str, str]]) -> str:
-    answer = client.post(
-        "/api/v1/enforcer-groups", json={"name": "prod"}, headers=headers_for(Role.ADMINISTRATOR)
+def group_token(request: pytest.FixtureRequest) -> str:
+    # By name: parameters called `client` would shadow the imports that register the fixtures.
+    test_client: TestClient = request.getfixturevalue("client")
+    headers: Callable[[Role], dict[str, str]] = request.getfixturevalue("headers_for")
+    answer = test_client.post(
+        "/api/v1/enforcer-groups", json={"name": "prod"}, headers=headers(Role.ADMINISTRATOR)
     )
     assert answer.status_code == 201, answer.text
     token: str = answer.json()["token"]

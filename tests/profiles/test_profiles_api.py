@@ -100,9 +100,7 @@ def _monitor_event(profile: dict[str, Any], path: str, ts: datetime) -> dict[str
         pid=4242,
         image_ref=IMAGE,
     )
-    decision = decide_exec(
-        request, None, (), group_mode=Mode.AUDIT, now=ts, profile=image_profile
-    )
+    decision = decide_exec(request, None, (), group_mode=Mode.AUDIT, now=ts, profile=image_profile)
     (violation,) = decision.violations
     return {
         "idempotency_key": f"mon-{uuid.uuid4()}",
@@ -174,10 +172,16 @@ def test_learn_twice_with_append_edit_export_apply_enforce_and_readiness(
     # The second test phase, appended, for a build named by digest.
     second = _start(client, headers_for, image=f"{REPOSITORY}@{DIGEST}", append=True)
     assert second["digest"] == DIGEST
-    _observe(client, group_token, second["id"], [{"kind": "exec", "path": "/usr/bin/curl"}], clock())
+    _observe(
+        client, group_token, second["id"], [{"kind": "exec", "path": "/usr/bin/curl"}], clock()
+    )
     v2 = _stop(client, headers_for, second["id"])["profile"]
     assert (v2["mode"], v2["version"], v2["learned_from"]) == ("audit", 2, [DIGEST])
-    assert [e["path"] for e in v2["executables"]] == ["/bin/sh", "/usr/bin/curl", "/usr/bin/python3"]
+    assert [e["path"] for e in v2["executables"]] == [
+        "/bin/sh",
+        "/usr/bin/curl",
+        "/usr/bin/python3",
+    ]
     assert v2["listeners"] == v1["listeners"]
 
     # Reviewed and edited: curl goes, a weekly job's binary is added.
@@ -286,7 +290,11 @@ def test_readiness_lists_the_sessions_the_profile_was_learned_from(
 
 
 HOSTILE_PUTS = [
-    ({"repository": REPOSITORY, "executables": [{"path": "usr/bin/x"}]}, 400, "executables[0].path"),
+    (
+        {"repository": REPOSITORY, "executables": [{"path": "usr/bin/x"}]},
+        400,
+        "executables[0].path",
+    ),
     ({"repository": REPOSITORY, "executables": [{"path": "/usr/../etc/x"}]}, 400, "path"),
     (
         {"repository": REPOSITORY, "executables": [{"path": "/x"}, {"path": "/x"}]},

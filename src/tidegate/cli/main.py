@@ -18,6 +18,7 @@ from tidegate.cli import (
     console_cmd,
     db_cmd,
     enforcer_cmd,
+    profile_cmd,
     scan_cmd,
     scanner_cmd,
 )
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     apply_cmd.register(commands)
     scanner_cmd.register(commands)
     enforcer_cmd.register(commands)
+    profile_cmd.register(commands)
     return parser
 
 

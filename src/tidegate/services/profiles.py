@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tidegate.core.errors import ReferenceError_, UsageError
+from tidegate.core.errors import ReferenceError_, TidegateError, UsageError
 from tidegate.core.events import Event, EventCategory, EventLevel
 from tidegate.core.policy import Mode
 from tidegate.core.profile import (
@@ -50,7 +50,7 @@ from tidegate.core.profile import (
 from tidegate.image.reference import Transport, parse_reference
 from tidegate.services.events import record_event, to_event
 from tidegate.services.images import find_image
-from tidegate.store.db import ConflictError, NotFoundError
+from tidegate.store.db import ConflictError, Database, NotFoundError
 from tidegate.store.event_tables import EventRow
 from tidegate.store.profiles import (
     ProfileObservationRow,
@@ -639,22 +639,56 @@ def stop_session(session: Session, *, session_id: str, actor: str, now: datetime
     return _stop(session, row, actor=actor, now=now, why=f"by {actor}")
 
 
-def stop_due_sessions(session: Session, *, now: datetime) -> list[StopResult]:
-    """The automatic profiler's end: every active session whose time is up (audit mode only)."""
+def _due_ids(session: Session, now: datetime) -> list[str]:
     query = (
-        select(ProfilingSessionRow)
+        select(ProfilingSessionRow.id)
         .where(
             ProfilingSessionRow.state == SessionState.ACTIVE.value,
             ProfilingSessionRow.ends_at.is_not(None),
             ProfilingSessionRow.ends_at <= now,
         )
         .order_by(ProfilingSessionRow.ends_at)
-        .with_for_update(skip_locked=True)
     )
-    return [
-        _stop(session, row, actor=PROFILER_ACTOR, now=now, why="its learning time is over")
-        for row in list(session.scalars(query))
-    ]
+    return list(session.scalars(query))
+
+
+def _abandon(session: Session, session_id: str, error: TidegateError, now: datetime) -> None:
+    """A due session that cannot be applied stops without a profile (else it fails each tick)."""
+    row = session.get(ProfilingSessionRow, session_id, with_for_update=True)
+    if row is None or row.state != SessionState.ACTIVE.value:
+        return
+    row.state, row.active_profile = SessionState.STOPPED.value, None
+    row.stopped_at, row.stopped_by = now, PROFILER_ACTOR
+    _event(
+        session,
+        action="profiling.failed",
+        message=f"profiling session {row.id} ended without a profile: {error}",
+        actor=PROFILER_ACTOR,
+        now=now,
+        profile=row.profile_name,
+        level=EventLevel.ERROR,
+        data={"session_id": row.id},
+    )
+
+
+def stop_due_sessions(database: Database, *, now: datetime) -> list[StopResult]:
+    """The automatic profiler's end: every active session whose time is up is stopped and its
+    profile applied (audit mode only), each in its own transaction."""
+    with database.session() as session:
+        due = _due_ids(session, now)
+    stopped = []
+    for session_id in due:
+        try:
+            with database.session() as session:
+                row = session.get(ProfilingSessionRow, session_id, with_for_update=True)
+                if row is None or row.state != SessionState.ACTIVE.value:
+                    continue  # stopped meanwhile (by a person, or another replica)
+                why = "its learning time is over"
+                stopped.append(_stop(session, row, actor=PROFILER_ACTOR, now=now, why=why))
+        except (ConflictError, UsageError) as exc:
+            with database.session() as session:
+                _abandon(session, session_id, exc, now)
+    return stopped
 
 
 # --- enforcer side -----------------------------------------------------------------------------
@@ -727,7 +761,7 @@ def container_exited(
         )
     )
     stopped = []
-    for row, container in list(session.execute(query).tuples()):
+    for row, container in list(session.execute(query)):
         container.exited = container.exited or now
         session.flush()
         if row.origin != SessionOrigin.ENV.value:
