@@ -27,6 +27,7 @@ from tidegate.core.errors import TidegateError
 from tidegate.services import jobs, registries, rescan
 from tidegate.services.acks import expire_acknowledgements
 from tidegate.services.assurance import apply_due_enforcement
+from tidegate.services.profiles import StopResult, stop_due_sessions
 from tidegate.store.db import ConflictError, Database
 
 __all__ = ["SCHEDULER_LEASE", "BackgroundWork", "DatabaseJobSource", "Scheduler"]
@@ -134,7 +135,7 @@ class Scheduler:
         """Run the due work if this replica holds (or takes) the lease; whether it did."""
         if not self.holds_lease():
             return False
-        for step in (self.reclaim, self.expiries, self.due_pulls, self.rescans):
+        for step in (self.reclaim, self.expiries, self.due_pulls, self.due_profilers, self.rescans):
             try:
                 step()
             except TidegateError as exc:
@@ -160,6 +161,10 @@ class Scheduler:
             self.database, now=self.clock(), key=self.settings.encryption_secret
         )
         return runs
+
+    def due_profilers(self) -> list[StopResult]:
+        """The automatic profiler's sessions whose time is up: stopped, applied in audit mode."""
+        return stop_due_sessions(self.database, now=self.clock())
 
     def rescans(self) -> rescan.RescanSummary | None:
         now = self.clock()
