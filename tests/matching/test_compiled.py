@@ -117,6 +117,16 @@ EDGE_SHAPES = [
     ),
     # a SEMVER range on a Debian entry: evaluated as SemVer, skipped for non-SemVer versions
     _entry("Debian:12", _range(SEMVER, ("introduced", "1.0.0"), ("fixed", "1.2.0"))),
+    # ... except where the walk never compares the version (an open range matches it), and
+    # only up to the first comparison it would make
+    _entry("Debian:12", _range(SEMVER, ("introduced", "0"))),
+    _entry("Debian:12", _range(SEMVER, ("introduced", "0"), ("fixed", "1.2.0"))),
+    _entry("Debian:12", _range(SEMVER, ("fixed", "1.2.0"))),
+    _entry("Debian:12", _range(SEMVER, ("introduced", "0"), ("limit", "2.0.0"))),
+    _entry("Debian:12", _range(SEMVER, ("introduced", "0"), ("limit", "*"))),
+    # dpkg's tilde, trailing zeros and missing revisions around the bounds
+    _entry("Debian:12", _range(ECO, ("introduced", "1.0~rc1"), ("fixed", "1.0-0"))),
+    _entry("Debian:12", _range(ECO, ("introduced", "1:0.9"), ("last_affected", "1:1.0.0~"))),
     # listed versions, alone and after ranges that do not match
     _entry("PyPI", versions=("1.2.3", "1.2.5", "bad version")),
     _entry("PyPI", _range(ECO, ("introduced", "3.0")), versions=("1.2.3",)),
@@ -142,7 +152,8 @@ EDGE_SHAPES = [
 def test_edge_shapes_decide_as_the_decoded_entry(entry: AffectedPackage) -> None:
     kind = kind_for_ecosystem(entry.ecosystem)
     assert kind is not None
-    for version in sorted(_probes(entry) | {"1.0.0", "1.0.1", "2.0.3", "1.4", "2.0", "2.14.1"}):
+    extra = {"1.0.0", "1.0.1", "2.0.3", "1.4", "2.0", "2.14.1", "1.0", "1.0~", "1:1.0", "2.5-1"}
+    for version in sorted(_probes(entry) | extra):
         _same_decision(entry, kind, version)
 
 
