@@ -268,3 +268,28 @@ def test_the_bundle_view_and_its_fingerprint(
         headers=headers_for(Role.SECURITY_ANALYST),
     )
     assert fingerprint() != applied
+
+
+def test_one_repository_is_profiled_for_one_profile_at_a_time(
+    client: TestClient, headers_for: Headers, group_token: str
+) -> None:
+    writer = headers_for(Role.SECURITY_ANALYST)
+    first = client.post(
+        f"{API}/profiles/sessions", json={"image": IMAGE, "profile": "worker"}, headers=writer
+    )
+    assert first.status_code == 201
+    other = client.post(
+        f"{API}/profiles/sessions",
+        json={"image": "localhost:5000/shop/worker:3.0", "profile": "worker-2"},
+        headers=writer,
+    )
+    assert other.status_code == 409
+    assert "'worker'" in other.json()["error"]["message"]
+    env = client.post(
+        f"{API}/enforcer/profiling/sessions",
+        json={"profile": "worker-3", "image_ref": IMAGE, "container_id": "c1"},
+        headers=_bearer(group_token),
+    )
+    assert env.status_code == 409
+    listed = client.get(f"{API}/profiles/sessions", headers=writer).json()
+    assert [s["profile"] for s in listed] == ["worker"]

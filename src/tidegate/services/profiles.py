@@ -458,6 +458,16 @@ def _check_can_start(session: Session, profile: str, repository: str) -> None:
             f"runtime profile {profile!r} is already being learned (session {active.id}, "
             f"started {active.started_at.isoformat()} by {active.started_by}): stop it first"
         )
+    query = select(ProfilingSessionRow).where(
+        ProfilingSessionRow.repository == repository,
+        ProfilingSessionRow.active_profile.is_not(None),
+    )
+    rival = session.scalars(query).first()
+    if rival is not None:
+        raise ConflictError(
+            f"{repository} is already being profiled for runtime profile "
+            f"{rival.profile_name!r} (session {rival.id}): one profile per repository"
+        )
     existing = _profile_row(session, profile)
     if existing is not None and existing.repository != repository:
         raise ConflictError(
