@@ -13,9 +13,13 @@ Figures, for each worker count (default 1, 2 and 4; each run on a fresh database
 - images/minute: images pushed / (last verdict - first push started);
 - push-to-verdict latency: from the moment `skopeo copy` of an image returned (its manifest is
   in the registry) to the moment its job was done (the verdict stored), p50/p90/p99/max.
-And the webhook alone (no registry, no scanner): distinct-digest push events posted to the
-endpoint by 16 client threads, one event per request, on a fresh database: events/s (target
->= 500/s: the endpoint only records and queues).
+And the webhook alone (no registry, no scanner), on SQLite and on PostgreSQL (`--db`): distinct-
+digest push events posted by 16 client threads of a separate process, one event per request, on
+a fresh database: events/s accepted (target >= 500/s: the endpoint authenticates, parses and
+records the delivery with one INSERT; the console's ingester registers images and queues scan
+jobs meanwhile). In the same run, on its own fresh database, the floor: a bare FastAPI endpoint
+that INSERTs the body (same Database, same uvicorn), in requests/s, and the ratio of the two; and
+the rate at which every event ended up ingested (image + scan job), counted from the first POST.
 
 The ingest runs run once per worker count (each is --images pushes); `--repeat` repeats the
 webhook measurement. Scanners match against no vulnerability DB: matching cost belongs to the
@@ -39,21 +43,25 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "jobs"), str(ROOT / "src")]
 
 import httpx  # noqa: E402
 import uvicorn  # noqa: E402
+from fastapi import Depends, FastAPI, Request  # noqa: E402
+from sqlalchemy import Column, Integer, MetaData, Table, Text, func, insert, select  # noqa: E402
 from variants import build_variants  # noqa: E402
 
 from helpers import images, postgres  # noqa: E402
 from tidegate.console.app import create_app  # noqa: E402
 from tidegate.console.settings import Settings  # noqa: E402
 from tidegate.core.roles import Role  # noqa: E402
+from tidegate.services.registries import RegistrySpec, create_registry  # noqa: E402
 from tidegate.services.tokens import issue_token  # noqa: E402
 from tidegate.store.db import Database  # noqa: E402
+from tidegate.store.deliveries import DeliveryStatus, WebhookDeliveryRow  # noqa: E402
 from tidegate.store.jobs import ScanJobRow  # noqa: E402
 
 NAME = "ingest"
@@ -251,36 +259,138 @@ def push_event(n: int) -> bytes:
     return json.dumps({"events": [event]}).encode()
 
 
-def webhook_run(cluster: postgres.PostgresCluster, events: int) -> float:
-    """Events/s the webhook records and queues (one event per request, POSTERS clients)."""
-    with (
-        tempfile.TemporaryDirectory(prefix="tidegate-webhook-") as tmp,
-        console(cluster, Path(tmp)) as (base, database),
-    ):
-        hook = add_registry(base, token(database, Role.ADMINISTRATOR), "http://127.0.0.1:9")
-        headers = {
-            "Authorization": f"Bearer {SECRET}",
-            "Content-Type": "application/vnd.docker.distribution.events.v1+json",
-        }
-        bodies = [push_event(n) for n in range(events)]
+def post_load(url: str, events: int, clients: int) -> float:
+    """POST `events` distinct push events to `url`, `clients` threads, one event per request;
+    requests/s. Runs in its own process (`--post-load`), so the clients do not share the
+    console's interpreter."""
+    headers = {
+        "Authorization": f"Bearer {SECRET}",
+        "Content-Type": "application/vnd.docker.distribution.events.v1+json",
+    }
+    bodies = [push_event(n) for n in range(events)]
 
-        def post(chunk: range) -> None:
-            with httpx.Client(headers=headers) as client:
-                for n in chunk:
-                    answer = client.post(hook, content=bodies[n])
-                    if answer.status_code >= 300:
-                        raise SystemExit(f"ingest_bench: webhook said {answer.text}")
+    def post(chunk: range) -> None:
+        with httpx.Client(headers=headers, timeout=120) as client:
+            for n in chunk:
+                answer = client.post(url, content=bodies[n])
+                if answer.status_code >= 300:
+                    raise SystemExit(f"ingest_bench: {url} said {answer.text}")
 
-        chunks = [range(i, events, POSTERS) for i in range(POSTERS)]
-        started = time.perf_counter()
-        with ThreadPoolExecutor(POSTERS) as pool:
-            list(pool.map(post, chunks))
-        elapsed = time.perf_counter() - started
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(post, [range(i, events, clients) for i in range(clients)]))
+    return events / (time.perf_counter() - started)
+
+
+def run_load(url: str, events: int) -> float:
+    argv = [sys.executable, __file__, "--post-load", url, "--events", str(events)]
+    done = subprocess.run(argv, check=False, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"ingest_bench: the load of {url} failed: {done.stderr[-2000:]}")
+    return float(done.stdout.strip())
+
+
+@contextmanager
+def fresh_database(cluster: postgres.PostgresCluster | None, work: Path) -> Iterator[Database]:
+    """A migrated database: a new one in the cluster, or a SQLite file in `work`."""
+    name = cluster.create_database() if cluster is not None else None
+    url = cluster.url(name) if cluster is not None and name else f"sqlite:///{work / 'db.sqlite'}"
+    database = Database(url)
+    try:
+        database.migrate()
+        yield database
+    finally:
+        database.dispose()
+        if cluster is not None and name:
+            cluster.drop_database(name)
+
+
+@contextmanager
+def served(app: FastAPI) -> Iterator[str]:
+    port = images.free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="none")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise SystemExit("ingest_bench: the server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+async def body_of(request: Request) -> bytes:
+    return await request.body()
+
+
+def baseline_app(database: Database) -> FastAPI:
+    """The floor: a bare FastAPI endpoint that reads the body and INSERTs it, one row, in one
+    transaction of the same Database (same engine, pool and SQLite pragmas) as the console."""
+    table = Table(
+        "bench_baseline", MetaData(), Column("id", Integer, primary_key=True),
+        Column("body", Text, nullable=False),
+    )  # fmt: skip
+    table.create(database.engine)
+    app = FastAPI()
+
+    @app.post("/hook", status_code=202)
+    def hook(body: Annotated[bytes, Depends(body_of)]) -> dict[str, int]:
         with database.session() as session:
-            queued = session.query(ScanJobRow).count()
-        if queued != events:
-            raise SystemExit(f"ingest_bench: {events} events queued {queued} jobs")
-    return events / elapsed
+            row_id = session.execute(insert(table).values(body=body.decode())).inserted_primary_key
+        return {"id": int(row_id[0]) if row_id else 0}
+
+    return app
+
+
+def console_app(database: Database, work: Path) -> FastAPI:
+    settings = Settings(
+        environment="development", data_dir=work / "console", database_url=database.url,
+        embedded_workers=0, scheduler=False, encryption_key=KEY,  # type: ignore[call-arg,unused-ignore]
+    )  # fmt: skip
+    with database.session() as session:
+        spec = RegistrySpec(name="bench", url="http://127.0.0.1:9", webhook_secret=SECRET)
+        create_registry(session, spec=spec, key=KEY, actor="bench", now=datetime.now(UTC))
+    return create_app(settings, clock=lambda: datetime.now(UTC))
+
+
+def wait_ingested(database: Database, events: int, limit: float) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        with database.session() as session:
+            pending = session.scalar(
+                select(func.count()).where(WebhookDeliveryRow.status != DeliveryStatus.INGESTED)
+            )
+            queued = session.scalar(select(func.count()).select_from(ScanJobRow))
+        if not pending and queued == events:
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"ingest_bench: {events} events not ingested in {limit:.0f} s")
+
+
+def webhook_run(cluster: postgres.PostgresCluster | None, events: int) -> dict[str, float]:
+    """Requests/s of the bare one-INSERT endpoint, then of the webhook (each event recorded;
+    the console's ingester turning them into images and scan jobs meanwhile), and how long
+    until every event was ingested, counted from the first POST."""
+    with tempfile.TemporaryDirectory(prefix="tidegate-webhook-") as tmp:
+        work = Path(tmp)
+        with (
+            fresh_database(cluster, work / "base") as database,
+            served(baseline_app(database)) as base,
+        ):
+            baseline = run_load(f"{base}/hook", events)
+        with (
+            fresh_database(cluster, work / "hook") as database,
+            served(console_app(database, work)) as base,
+        ):
+            started = time.perf_counter()
+            rate = run_load(f"{base}/api/v1/registries/bench/webhook", events)
+            wait_ingested(database, events, limit=60 + events * 0.1)
+            ingested = events / (time.perf_counter() - started)
+    return {"baseline": baseline, "webhook": rate, "ingested": ingested}
 
 
 # --- main --------------------------------------------------------------------------------------
@@ -292,9 +402,11 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--workers", default="1,2,4", help="scanner counts, comma-separated")
     p.add_argument("--events", type=int, default=3000, help="webhook events per measurement")
     p.add_argument("--repeat", type=int, default=3, help="webhook measurements (median)")
+    p.add_argument("--db", default="sqlite,postgresql", help="webhook databases, comma-separated")
     p.add_argument("--skip-ingest", action="store_true", help="measure the webhook only")
     p.add_argument("--json", action="store_true")
     p.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    p.add_argument("--post-load", metavar="URL", help=argparse.SUPPRESS)  # the load process
     return p.parse_known_args(list(argv))[0]
 
 
@@ -306,16 +418,37 @@ def report(figures: dict[str, Any]) -> None:
             f" images/min; push->verdict p50 {lat['p50']} s, p90 {lat['p90']} s,"
             f" p99 {lat['p99']} s, max {lat['max']} s (done {run['done']}, dead {run['dead']})"
         )
-    hook = figures["webhook"]
-    samples = ", ".join(f"{s:.0f}" for s in hook["samples"])
-    print(
-        f"webhook alone: {hook['events_per_s']:.0f} events/s (median of {samples};"
-        f" target >= {WEBHOOK_TARGET:.0f}/s)"
-    )
+    for db, hook in figures["webhook"].items():
+        samples = ", ".join(f"{s:.0f}" for s in hook["samples"])
+        print(
+            f"webhook alone ({db}): {hook['events_per_s']:.0f} events/s (median of {samples};"
+            f" target >= {WEBHOOK_TARGET:.0f}/s); bare one-INSERT endpoint in the same run"
+            f" {hook['baseline_per_s']:.0f} requests/s (webhook/baseline {hook['ratio']:.2f});"
+            f" all ingested (images + scan jobs) at {hook['ingested_per_s']:.0f} events/s"
+        )
+
+
+def webhook_figures(
+    cluster: postgres.PostgresCluster | None, args: argparse.Namespace
+) -> dict[str, Any]:
+    runs = [webhook_run(cluster, args.events) for _ in range(max(1, args.repeat))]
+    median = {k: statistics.median(r[k] for r in runs) for k in ("baseline", "webhook", "ingested")}
+    return {
+        "events_per_s": median["webhook"],
+        "samples": [r["webhook"] for r in runs],
+        "baseline_per_s": median["baseline"],
+        "baseline_samples": [r["baseline"] for r in runs],
+        "ratio": statistics.median(r["webhook"] / r["baseline"] for r in runs),
+        "ingested_per_s": median["ingested"],
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
+    if args.post_load:
+        print(post_load(args.post_load, args.events, POSTERS))
+        return 0
+    dbs = [d.strip() for d in args.db.split(",") if d.strip()]
     reason = postgres.available() or (
         ", ".join(images.missing_tools("skopeo", "umoci", "docker-registry")) or None
     )
@@ -324,24 +457,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     cluster = postgres.PostgresCluster().start()
     try:
-        figures: dict[str, Any] = {"ingest": []}
+        figures: dict[str, Any] = {"ingest": [], "webhook": {}}
         if not args.skip_ingest:
             layout = variant_layout(args.images)
             for workers in (int(w) for w in args.workers.split(",")):
                 run = ingest_run(cluster, layout, args.images, workers)
                 print(f"ingest_bench: {json.dumps(run)}", file=sys.stderr)  # progress
                 figures["ingest"].append(run)
-        samples = [webhook_run(cluster, args.events) for _ in range(max(1, args.repeat))]
-        figures["webhook"] = {"events_per_s": statistics.median(samples), "samples": samples}
+        for db in dbs:
+            figures["webhook"][db] = webhook_figures(cluster if db == "postgresql" else None, args)
+            print(f"ingest_bench: webhook {db}: {json.dumps(figures['webhook'][db])}",
+                  file=sys.stderr)  # fmt: skip
     finally:
         cluster.stop()
     if args.json:
         print(json.dumps(figures, indent=2))
     else:
         report(figures)
-    if args.check and figures["webhook"]["events_per_s"] < WEBHOOK_TARGET:
-        return 1
-    return 0
+    missed = [d for d, f in figures["webhook"].items() if f["events_per_s"] < WEBHOOK_TARGET]
+    return 1 if args.check and missed else 0
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ with an encryption key and no background work, real registries, and a live conso
   are DATED[tag] (umoci config --created), so age and "newest N" rules have something to sort.
 - `onboard_registry`: a docker-registry pre-filled by skopeo with ONBOARD (repo -> tags).
 - `serve(app)`: serves an app with uvicorn on 127.0.0.1; returns its base URL (stopped after).
+- `ingested(client, headers, accepted)`: the delivery of a webhook's 202 answer, once the app's
+  ingester ingested it.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from console.conftest import (  # noqa: F401  (fixtures reused by name)
     app,
@@ -147,3 +151,16 @@ def serve() -> Iterator[Callable[[FastAPI], str]]:
         for server, thread in servers:
             server.should_exit = True
             thread.join(timeout=30)
+
+
+def ingested(api: TestClient, headers: dict[str, str], accepted: dict[str, Any],
+             registry: str = "hub") -> dict[str, Any]:  # fmt: skip
+    """The delivery of a 202 answer once the app's ingester ingested it (woken by the POST)."""
+    url = f"/api/v1/registries/{registry}/deliveries/{accepted['delivery']}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        delivery: dict[str, Any] = api.get(url, headers=headers).json()
+        if delivery["status"] != "pending":
+            return delivery
+        time.sleep(0.02)
+    pytest.fail(f"delivery {accepted['delivery']} still pending after 20 s")

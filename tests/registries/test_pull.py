@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from helpers import images
 from helpers.clock import FakeClock
-from registries.conftest import KEY, ONBOARD
+from registries.conftest import KEY, ONBOARD, ingested
 from tidegate.core.roles import Role
 from tidegate.integrations.registries import RegistryConnection, distribution
 from tidegate.services import registries
@@ -65,7 +65,8 @@ def test_onboard_with_scoping_and_retention(
         "tag": name.split(":")[1], "digest": digest[name]}} for name in EXISTING]  # fmt: skip
     r = client.post("/api/v1/registries/local/webhook", json={"events": events},
                     headers={"Authorization": f"Bearer {SECRET}"})  # fmt: skip
-    assert r.json()["new_images"] == len(EXISTING)
+    assert r.status_code == 202, r.text
+    assert ingested(client, admin, r.json(), registry="local")["new_images"] == len(EXISTING)
     jobs_before = _jobs(database)
 
     run = client.post("/api/v1/registries/local/pull", headers=admin).json()

@@ -1,6 +1,7 @@
 """The push webhook through the API on SQLite and PostgreSQL: authentication by the registry's
 secret (401 and an audit event without the secret), malformed bodies refused with nothing
-stored, Distribution envelopes and Harbor PUSH_ARTIFACT events, one image and one job per digest.
+stored (no delivery either), Distribution envelopes and Harbor PUSH_ARTIFACT events recorded as
+deliveries (202) and ingested by the app's ingester: one image and one job per digest.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from registries.conftest import ingested
 from tidegate.core.roles import Role
 from tidegate.store.db import Database
+from tidegate.store.deliveries import WebhookDeliveryRow
 from tidegate.store.event_tables import EventRow
 from tidegate.store.inventory import ImageRow, ImageTagRow
 from tidegate.store.jobs import ScanJobRow
@@ -80,11 +83,12 @@ def hub(client: TestClient, headers_for: Headers) -> None:
                        ).status_code == 201  # fmt: skip
 
 
-def counts(database: Database) -> tuple[int, int, int, int]:
+def counts(database: Database) -> tuple[int, int, int, int, int]:
+    """Images, tags, jobs, events, deliveries."""
     with database.session() as s:
         return tuple(  # type: ignore[return-value]
             s.scalar(select(func.count()).select_from(t)) or 0
-            for t in (ImageRow, ImageTagRow, ScanJobRow, EventRow)
+            for t in (ImageRow, ImageTagRow, ScanJobRow, EventRow, WebhookDeliveryRow)
         )
 
 
@@ -106,7 +110,9 @@ def test_bad_secret_is_401_and_logged(
     r = client.post(URL, content=envelope(push("a", "1", D1)), headers=headers)
     assert r.status_code == 401, r.text
     assert r.json()["error"]["code"] == "unauthorized"
-    assert counts(database)[:3] == before[:3]  # no image, tag or job
+    after = counts(database)
+    assert after[:3] == before[:3]  # no image, tag or job
+    assert after[4] == before[4]  # no delivery
     with database.session() as s:
         event = s.scalars(select(EventRow).order_by(EventRow.id.desc())).first()
     assert event is not None
@@ -156,6 +162,8 @@ def test_unknown_registry_is_401(client: TestClient) -> None:
             "resources[0].digest",
         ),
         (b'{"events": [' + b'{"a": "' + b"x" * (1024 * 1024) + b'"}]}', 413, "larger than"),
+        (envelope(push("a", "1", D1), push("Team/App", "1", D1)), 422, "events[1]: invalid image"),
+        (envelope(push("a", "bad tag!", D1)), 422, "events[0]: invalid image reference"),
     ],
 )
 def test_malformed_bodies_store_nothing(
@@ -166,36 +174,53 @@ def test_malformed_bodies_store_nothing(
     assert r.status_code == status, r.text
     assert r.json()["error"]["code"] == "invalid_webhook"
     assert message in r.json()["error"]["message"]
-    assert counts(database) == before  # not even an event
+    assert counts(database) == before  # not even an event, nor a delivery
 
 
 @pytest.mark.usefixtures("hub")
-def test_same_digest_twice_is_one_image_one_job(client: TestClient, database: Database) -> None:
-    auth = {"Authorization": f"Bearer {SECRET}"}
+def test_same_digest_twice_is_one_image_one_job(
+    client: TestClient, database: Database, headers_for: Headers
+) -> None:
+    auth, reader = {"Authorization": f"Bearer {SECRET}"}, headers_for(Role.AUDITOR)
     blob = push("team/app", None, "sha256:" + "9" * 64, "application/octet-stream")
     pull = push("team/app", "1", D1, action="pull")
     r = client.post(URL, content=envelope(blob, push("team/app", "1", D1), pull), headers=auth)
-    assert r.json() == {"events": 1, "ignored": 2, "new_images": 1, "queued": 1}
+    assert r.status_code == 202, r.text
+    first = r.json()
+    assert first == {"delivery": first["delivery"], "status": "pending", "events": 1, "ignored": 2}
+    done = ingested(client, reader, first)
+    assert (done["status"], done["new_images"], done["queued"]) == ("ingested", 1, 1)
+    assert done["events"] == [{"repository": "team/app", "digest": D1, "tag": "1"}]
+    assert done["source"] == "testclient"
     r = client.post(URL, content=envelope(push("team/app", "latest", D1)), headers=auth)
-    assert r.json() == {"events": 1, "ignored": 0, "new_images": 0, "queued": 0}
-    images, tags, jobs, _ = counts(database)
-    assert (images, tags, jobs) == (1, 2, 1)
+    again = ingested(client, reader, r.json())
+    assert (again["status"], again["new_images"], again["queued"], again["error"]) == (
+        "ingested", 0, 0, None,
+    )  # fmt: skip
+    images, tags, jobs, _, deliveries = counts(database)
+    assert (images, tags, jobs, deliveries) == (1, 2, 1, 2)
     with database.session() as s:
         job = s.scalars(select(ScanJobRow)).one()
         assert job.registry_name == "hub"
         assert job.digest == D1
         assert job.reference == f"127.0.0.1:5999/team/app:1@{D1}"
+    listed = client.get("/api/v1/registries/hub/deliveries", headers=reader).json()
+    assert [d["id"] for d in listed] == [again["id"], done["id"]]  # newest first
+    assert client.get("/api/v1/registries/hub/deliveries?status=pending",
+                      headers=reader).json() == []  # fmt: skip
 
 
 @pytest.mark.usefixtures("hub")
 def test_harbor_push_artifact(client: TestClient, database: Database, headers_for: Headers) -> None:
+    reader = headers_for(Role.AUDITOR)
     # Harbor sends the auth_header of its webhook policy as the raw Authorization value.
     r = client.post(URL, content=json.dumps(HARBOR_PUSH), headers={"Authorization": SECRET})
     assert r.status_code == 202
-    assert r.json()["new_images"] == 1
+    assert ingested(client, reader, r.json())["new_images"] == 1
     other = {**HARBOR_PUSH, "type": "PULL_ARTIFACT"}
     r = client.post(URL, content=json.dumps(other), headers={"Authorization": SECRET})
-    assert r.json() == {"events": 0, "ignored": 1, "new_images": 0, "queued": 0}
-    image = client.get(f"/api/v1/images/{D2}", headers=headers_for(Role.AUDITOR)).json()
+    assert (r.json()["events"], r.json()["ignored"]) == (0, 1)
+    assert ingested(client, reader, r.json())["new_images"] == 0
+    image = client.get(f"/api/v1/images/{D2}", headers=reader).json()
     assert image["tags"] == ["127.0.0.1:5999/library/busybox:1.0"]
     assert image["status"] == "unscanned"

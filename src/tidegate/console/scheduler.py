@@ -6,9 +6,11 @@
 - the scheduler runs on ONE replica at a time, the holder of the `scheduler` lease (renewed each
   tick, given up on shutdown). Each tick, in its own transaction per step: take back the jobs of
   dead workers, record acknowledgement expiries, apply due `enforce_after` dates, run the
-  registries' due scheduled pulls, and, each `rescan_interval` or as soon as the vulnerability DB
-  snapshot changes, re-match stored scans (no pull) and queue re-scans of images read by other
-  analyzers. A failing step is logged and the next one runs.
+  registries' due scheduled pulls, ingest webhook deliveries left pending (a safety net: every
+  console process runs a `DeliveryIngester`, console/ingest.py, woken by its webhook), and, each
+  `rescan_interval` or as soon as the vulnerability DB snapshot changes, re-match stored scans
+  (no pull) and queue re-scans of images read by other analyzers. A failing step is logged and
+  the next one runs.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from datetime import datetime
 from typing import Any
 
 from tidegate.client.jobs import Job, LeaseLostError, ScanFn, Worker, image_scanner, worker_name
+from tidegate.console.ingest import DeliveryIngester
 from tidegate.console.settings import Settings
 from tidegate.core.errors import TidegateError
-from tidegate.services import jobs, registries, rescan
+from tidegate.services import deliveries, jobs, registries, rescan
 from tidegate.services.acks import expire_acknowledgements
 from tidegate.services.assurance import apply_due_enforcement
 from tidegate.services.profiles import StopResult, stop_due_sessions
@@ -135,7 +138,15 @@ class Scheduler:
         """Run the due work if this replica holds (or takes) the lease; whether it did."""
         if not self.holds_lease():
             return False
-        for step in (self.reclaim, self.expiries, self.due_pulls, self.due_profilers, self.rescans):
+        steps = (
+            self.reclaim,
+            self.expiries,
+            self.due_pulls,
+            self.due_profilers,
+            self.pending_deliveries,
+            self.rescans,
+        )
+        for step in steps:
             try:
                 step()
             except TidegateError as exc:
@@ -165,6 +176,9 @@ class Scheduler:
     def due_profilers(self) -> list[StopResult]:
         """The automatic profiler's sessions whose time is up: stopped, applied in audit mode."""
         return stop_due_sessions(self.database, now=self.clock())
+
+    def pending_deliveries(self) -> deliveries.IngestSummary:
+        return deliveries.ingest_pending(self.database, clock=self.clock)
 
     def rescans(self) -> rescan.RescanSummary | None:
         now = self.clock()
@@ -202,6 +216,7 @@ class BackgroundWork:
     stop: threading.Event = field(default_factory=threading.Event)
     workers: list[Worker] = field(default_factory=list)
     scheduler: Scheduler | None = None
+    ingester: DeliveryIngester | None = None
     _threads: list[threading.Thread] = field(default_factory=list)
 
     def start(self) -> None:
@@ -216,6 +231,10 @@ class BackgroundWork:
                 worker = Worker(source, scan, name=f"embedded:{worker_name(index)}", stop=self.stop)
                 self.workers.append(worker)
                 self._spawn(worker.run, f"scan-worker-{index}")
+        self.ingester = DeliveryIngester(
+            database, self.clock, self.settings.scheduler_interval, stop=self.stop
+        )
+        self._spawn(self.ingester.run, "webhook-ingester")
         if self.settings.scheduler:
             self.scheduler = Scheduler(database, self.settings, self.clock)
             self._spawn(self._schedule, "scheduler")
@@ -239,6 +258,8 @@ class BackgroundWork:
     def close(self, timeout: float = 30.0) -> None:
         """Stop the loops; the workers finish (or drop) the job in hand first."""
         self.stop.set()
+        if self.ingester is not None:
+            self.ingester.close()
         for thread in self._threads:
             thread.join(timeout)
         if self.scheduler is not None:

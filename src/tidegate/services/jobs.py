@@ -17,6 +17,7 @@ registered twice.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -45,10 +46,12 @@ __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
     "ClaimedJob",
     "JobPage",
+    "ScanRequest",
     "acquire_lease",
     "claim",
     "complete",
     "enqueue_scan",
+    "enqueue_scans",
     "fail",
     "get_job",
     "heartbeat",
@@ -142,6 +145,47 @@ def enqueue_scan(
     )
     job_id: int | None = session.execute(statement).scalar_one_or_none()
     return job_id
+
+
+@dataclass(frozen=True, slots=True)
+class ScanRequest:
+    """One scan for `enqueue_scans`."""
+
+    image_id: int
+    reference: str
+    registry: str | None
+    reason: str
+    digest: str | None = None
+
+
+def enqueue_scans(
+    session: Session,
+    *,
+    scans: Sequence[ScanRequest],
+    now: datetime,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+) -> set[int]:
+    """Queue many scans as `enqueue_scan` queues one, in one multi-row INSERT ... ON CONFLICT
+    DO NOTHING (webhook batches); the ids of the images that got a job (the others had an open
+    one already)."""
+    if max_attempts < 1:
+        raise UsageError(f"max_attempts: {max_attempts} is not a positive number")
+    if not scans:
+        return set()
+    rows = [
+        {"image_id": s.image_id, "digest": s.digest, "reference": s.reference,
+         "registry_name": s.registry, "reason": s.reason, "state": JobState.QUEUED.value,
+         "priority": 0, "attempts": 0, "max_attempts": max_attempts, "next_attempt_at": now,
+         "created": now, "updated": now}
+        for s in scans
+    ]  # fmt: skip
+    statement = (
+        _insert(session)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["image_id"], index_where=_open_predicate())
+        .returning(ScanJobRow.image_id)
+    )
+    return set(session.execute(statement).scalars())
 
 
 def _open_predicate() -> Any:

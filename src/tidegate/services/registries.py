@@ -2,10 +2,11 @@
 scheduled pulls under scoping and retention rules.
 
 Credentials are sealed with the operator's key (services.secrets_box) and never returned; the
-webhook secret is stored as its sha256 and shown once. A webhook body is parsed completely
-before anything is written, and everything it causes (images, tags, scan jobs) commits in the
-caller's one transaction. A pull talks to the registry outside any transaction, then writes its
-outcome (added, kept, retired, errors) in one.
+webhook secret is stored as its sha256 and shown once. A webhook body is parsed and validated
+completely (every push must name a valid repository, tag and digest) before anything is
+written; services.deliveries records it, then registers its pushes (images, tags, scan jobs)
+in batches. A pull talks to the registry outside any transaction, then writes its outcome
+(added, kept, retired, errors) in one.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from croniter import croniter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tidegate.core.errors import RegistryError, TidegateError, UsageError
+from tidegate.core.errors import ReferenceError_, RegistryError, TidegateError, UsageError
 from tidegate.core.events import EventCategory, EventLevel
+from tidegate.image.reference import parse_reference
 from tidegate.integrations.registries import (
     ConnectionReport,
     RegistryAdapter,
@@ -53,21 +55,20 @@ __all__ = [
     "Retention",
     "Scoping",
     "WebhookBodyError",
-    "WebhookResult",
     "check_connection",
     "create_registry",
     "delete_registry",
     "get_registry",
-    "ingest_webhook",
     "list_registries",
     "list_runs",
     "parse_webhook",
     "pull_options",
+    "refuse_webhook",
     "rotate_webhook_secret",
     "run_due_pulls",
     "run_pull",
+    "secret_matches",
     "update_registry",
-    "verify_webhook",
 ]
 
 KEY_ENV = "TIDEGATE_ENCRYPTION_KEY"
@@ -164,15 +165,6 @@ class PushEvent:
     repository: str
     digest: str
     tag: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class WebhookResult:
-    events: int
-    """Push events understood (others, like pulls and blob pushes, are ignored)."""
-    ignored: int
-    new_images: int
-    queued: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,21 +408,24 @@ def check_connection(
 # --- webhook ------------------------------------------------------------------------------
 
 
-def verify_webhook(
-    session: Session, *, name: str, authorization: str | None, now: datetime, source: str
-) -> ManagedRegistryRow | None:
-    """The registry when `authorization` carries its secret (raw, or "Bearer <secret>"); else
-    None, with an audit event that names the registry and the source, never the value."""
-    row = session.scalars(select(ManagedRegistryRow).where(ManagedRegistryRow.name == name)).first()
+def secret_matches(secret_hash: str, authorization: str | None) -> bool:
+    """Whether `authorization` carries the secret whose sha256 is `secret_hash`: the raw value,
+    or "Bearer <secret>". Compared as sha256 digests, in constant time: the secret is random
+    and long, so a fast hash of it is as good as a slow one, and the webhook is a hot path."""
     value = (authorization or "").strip()
     scheme, _, rest = value.partition(" ")
     candidates = [value] + ([rest.strip()] if scheme.lower() == "bearer" and rest else [])
-    if row is not None and any(
-        hmac.compare_digest(_hash(c), row.webhook_secret_hash) for c in candidates if c
-    ):
-        return row
-    why = "no Authorization header" if not value else "wrong secret"
-    if row is None:
+    return any(hmac.compare_digest(_hash(c), secret_hash) for c in candidates if c)
+
+
+def refuse_webhook(
+    session: Session, *, name: str, registry_known: bool, authorization: str | None,
+    now: datetime, source: str,
+) -> None:  # fmt: skip
+    """Log a refused webhook: an audit event that names the registry, the source and the
+    reason, never the value sent."""
+    why = "wrong secret" if (authorization or "").strip() else "no Authorization header"
+    if not registry_known:
         why = "no such registry"
     record_event(
         session, category=EventCategory.REGISTRY, level=EventLevel.WARNING,
@@ -438,7 +433,6 @@ def verify_webhook(
         message=f"webhook for registry {name!r} from {source} refused: {why}", now=now,
         actor=None, data={"registry": name, "source": source, "reason": why},
     )  # fmt: skip
-    return None
 
 
 def parse_webhook(body: bytes) -> tuple[list[PushEvent], int]:
@@ -480,6 +474,17 @@ def _digest(value: str | None, where: str) -> str:
     return f"{algo}:{hexpart}"
 
 
+def _push(repository: str, digest: str, tag: str | None, where: str) -> PushEvent:
+    """The push, when repository and tag make a valid reference: refused now, not failed at
+    ingestion, since the webhook answers before the push is registered."""
+    named = f"registry.invalid/{repository}" + (f":{tag}" if tag else "")
+    try:
+        parse_reference(f"{named}@{digest}")
+    except ReferenceError_ as exc:
+        raise WebhookBodyError(f"webhook body: {where}: {exc}") from exc
+    return PushEvent(repository, digest, tag)
+
+
 def _distribution_events(events: Any) -> tuple[list[PushEvent], int]:
     if not isinstance(events, list):
         raise WebhookBodyError("webhook body: events is not a list")
@@ -505,7 +510,7 @@ def _distribution_events(events: Any) -> tuple[list[PushEvent], int]:
             ignored += 1
             continue
         assert repo is not None
-        out.append(PushEvent(repo, digest, tag))
+        out.append(_push(repo, digest, tag, where))
     return out, ignored
 
 
@@ -526,7 +531,7 @@ def _harbor_events(doc: Mapping[str, Any]) -> tuple[list[PushEvent], int]:
             raise WebhookBodyError(f"webhook body: {where} is not an object")
         digest = _digest(_text(res, "digest", where), f"{where}.digest")
         assert repo is not None
-        out.append(PushEvent(repo, digest, _text(res, "tag", where, required=False)))
+        out.append(_push(repo, digest, _text(res, "tag", where, required=False), where))
     return out, 0
 
 
@@ -583,19 +588,6 @@ def _ingest(
     # register_reference queued the scan (one open job per image); a known digest queues none.
     queued = needs_scan and known is None
     return image, known is None, queued
-
-
-def ingest_webhook(
-    session: Session, *, registry: ManagedRegistryRow, events: Sequence[PushEvent],
-    ignored: int, now: datetime,
-) -> WebhookResult:  # fmt: skip
-    """Register every pushed digest and queue its scan (one image and one job per digest)."""
-    new = queued = 0
-    for event in events:
-        _, is_new, was_queued = _ingest(session, registry, event, now)
-        new += is_new
-        queued += was_queued
-    return WebhookResult(len(events), ignored, new, queued)
 
 
 # --- scheduled pull -----------------------------------------------------------------------

@@ -40,6 +40,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "tidegate.store.event_tables",
     "tidegate.store.inventory",
     "tidegate.store.jobs",
+    "tidegate.store.deliveries",
     "tidegate.store.registries",
     "tidegate.store.runtime",
     "tidegate.store.profiles",

@@ -1,9 +1,10 @@
-"""Registries: on-board (CRUD), test the connection, pull now, list pull runs, and the push
-webhook each registry's notifications call.
+"""Registries: on-board (CRUD), test the connection, pull now, list pull runs, the push
+webhook each registry's notifications call, and the deliveries it recorded.
 
 Reading needs `registries:read`, changes `registries:write`. The webhook takes no API token: it
 is authenticated by the registry's own secret in the Authorization header, as the registry's
-notification config sends it (`Bearer <secret>` or the raw value).
+notification config sends it (`Bearer <secret>` or the raw value). It records each delivery
+with one INSERT and wakes this process's ingester (console/ingest.py), which registers the pushes.
 """
 
 from __future__ import annotations
@@ -13,11 +14,23 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from tidegate.console.deps import ClockDep, DatabaseDep, Principal, SessionDep, SettingsDep, require
+from tidegate.console.deps import (
+    ClockDep,
+    ConsoleState,
+    DatabaseDep,
+    Principal,
+    SessionDep,
+    SettingsDep,
+    get_state,
+    require,
+)
 from tidegate.console.errors import error_response
+from tidegate.console.ingest import wakeup
 from tidegate.console.schemas.common import ERROR_RESPONSES, ErrorBody
 from tidegate.console.schemas.registries import (
     ConnectionReportPublic,
+    DeliveryPublic,
+    PushEventPublic,
     RegistryCreate,
     RegistryCreated,
     RegistryPatch,
@@ -27,7 +40,8 @@ from tidegate.console.schemas.registries import (
     WebhookSecret,
 )
 from tidegate.core.roles import Permission
-from tidegate.services import registries
+from tidegate.services import deliveries, registries
+from tidegate.store.deliveries import DeliveryStatus, WebhookDeliveryRow
 from tidegate.store.registries import ManagedRegistryRow, RegistryRunRow
 
 router = APIRouter(prefix="/registries", tags=["registries"], responses={**ERROR_RESPONSES})
@@ -167,6 +181,14 @@ async def _webhook_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
+async def _console(request: Request) -> ConsoleState:
+    # async: resolved on the event loop, not with a thread hop (the webhook is a hot path).
+    return get_state(request)
+
+
+ConsoleDep = Annotated[ConsoleState, Depends(_console)]
+
+
 @router.post(
     "/{name}/webhook",
     response_model=WebhookAccepted,
@@ -178,27 +200,69 @@ async def _webhook_body(request: Request) -> bytes:
 def registry_webhook(
     name: str,
     request: Request,
-    session: SessionDep,
-    clock: ClockDep,
+    console: ConsoleDep,
     body: Annotated[bytes, Depends(_webhook_body)],
     authorization: Annotated[str | None, Header()] = None,
 ) -> WebhookAccepted | JSONResponse:
-    """Push notifications: a Distribution envelope or a Harbor PUSH_ARTIFACT event. Each new
-    digest becomes an image and a scan job; the same digest again is neither."""
-    now = clock()
+    """Push notifications: a Distribution envelope or a Harbor PUSH_ARTIFACT event. The body is
+    checked and recorded as a delivery (202); its pushes are ingested right after: each new
+    digest becomes an image and a scan job, the same digest again is neither."""
     source = request.client.host if request.client else "unknown"
-    row = registries.verify_webhook(
-        session, name=name, authorization=authorization, now=now, source=source
-    )
-    if row is None:  # answered, not raised: the refusal's audit event must commit
-        return error_response(401, "unauthorized", f"webhook of registry {name!r}: missing or "
-                              "wrong secret in the Authorization header")  # fmt: skip
+    database = console.database
     try:
-        events, ignored = registries.parse_webhook(body)
+        accepted = deliveries.accept_webhook(
+            database, name=name, authorization=authorization, body=body, now=console.clock(),
+            source=source,
+        )  # fmt: skip
     except registries.WebhookBodyError as exc:
         return error_response(exc.status, "invalid_webhook", str(exc))
-    result = registries.ingest_webhook(
-        session, registry=row, events=events, ignored=ignored, now=now
+    if accepted is None:  # answered, not raised: the refusal's audit event committed
+        return error_response(401, "unauthorized", f"webhook of registry {name!r}: missing or "
+                              "wrong secret in the Authorization header")  # fmt: skip
+    wakeup(database).set()  # after the commit: the ingester must see the row
+    return WebhookAccepted(delivery=accepted.delivery, status=DeliveryStatus.PENDING,
+                           events=accepted.events, ignored=accepted.ignored)  # fmt: skip
+
+
+def _delivery(row: WebhookDeliveryRow, name: str) -> DeliveryPublic:
+    return DeliveryPublic(
+        id=row.id, registry=name, received_at=row.received_at, source=row.source,
+        status=DeliveryStatus(row.status), attempts=row.attempts, error=row.error,
+        ingested_at=row.ingested_at, events=[PushEventPublic(**e) for e in row.events],
+        ignored=row.ignored, new_images=row.new_images, queued=row.queued,
+    )  # fmt: skip
+
+
+@router.get("/{name}/deliveries", response_model=list[DeliveryPublic])
+def list_deliveries(
+    name: str,
+    _p: Reader,
+    session: SessionDep,
+    status: DeliveryStatus | None = None,
+    limit: int = 50,
+    before: int | None = None,
+) -> list[DeliveryPublic]:
+    """Recorded webhook deliveries, newest first (`before`: the last id of the previous page)."""
+    rows = deliveries.list_deliveries(
+        session, name=name, status=status, limit=max(1, min(limit, 500)), before=before
     )
-    return WebhookAccepted(events=result.events, ignored=result.ignored,
-                           new_images=result.new_images, queued=result.queued)  # fmt: skip
+    return [_delivery(r, name) for r in rows]
+
+
+@router.get("/{name}/deliveries/{delivery_id}", response_model=DeliveryPublic)
+def get_delivery(name: str, delivery_id: int, _p: Reader, session: SessionDep) -> DeliveryPublic:
+    return _delivery(deliveries.get_delivery(session, name=name, delivery_id=delivery_id), name)
+
+
+@router.post("/{name}/deliveries/{delivery_id}/retry", response_model=DeliveryPublic)
+def retry_delivery(
+    name: str, delivery_id: int, principal: Writer, database: DatabaseDep, clock: ClockDep
+) -> DeliveryPublic:
+    """Queue a failed delivery again (once what made it fail is fixed)."""
+    with database.session() as session:
+        row = deliveries.retry_delivery(
+            session, name=name, delivery_id=delivery_id, actor=principal.name, now=clock()
+        )
+        answer = _delivery(row, name)
+    wakeup(database).set()
+    return answer

@@ -1,5 +1,5 @@
 """API bodies of registries: create, patch, the public view (never a secret), connection tests,
-pull runs and webhook answers."""
+pull runs, webhook answers and recorded webhook deliveries."""
 
 from __future__ import annotations
 
@@ -11,10 +11,13 @@ from pydantic import Field, model_validator
 from tidegate.console.schemas.common import PublicModel, RequestBody
 from tidegate.integrations.registries import RegistryKind
 from tidegate.services.registries import Credentials, Retention, Scoping
+from tidegate.store.deliveries import DeliveryStatus
 
 __all__ = [
     "ConnectionReportPublic",
     "CredentialsBody",
+    "DeliveryPublic",
+    "PushEventPublic",
     "RegistryCreate",
     "RegistryCreated",
     "RegistryPatch",
@@ -162,7 +165,32 @@ class RunPublic(PublicModel):
 
 
 class WebhookAccepted(PublicModel):
-    events: int
+    """The delivery was recorded; its pushes are ingested (images, scan jobs) right after."""
+
+    delivery: int = Field(description="Its id under /registries/{name}/deliveries.")
+    status: DeliveryStatus
+    events: int = Field(description="Manifest push events recorded.")
+    ignored: int = Field(description="Other events of the body (pulls, blob pushes...).")
+
+
+class PushEventPublic(PublicModel):
+    repository: str
+    digest: str
+    tag: str | None
+
+
+class DeliveryPublic(PublicModel):
+    """One recorded webhook delivery and what its ingestion did."""
+
+    id: int
+    registry: str
+    received_at: datetime
+    source: str
+    status: DeliveryStatus
+    attempts: int
+    error: str | None = Field(description="Why the last ingestion attempt failed.")
+    ingested_at: datetime | None
+    events: list[PushEventPublic]
     ignored: int
-    new_images: int
-    queued: int
+    new_images: int | None = Field(description="Images it added (once ingested).")
+    queued: int | None = Field(description="Scan jobs it queued (once ingested).")
