@@ -26,6 +26,16 @@ from tidegate.core.advisory import (
 from tidegate.core.matching.briefs import MAX_REFERENCES, RecordBrief, make_brief
 from tidegate.core.models import Severity
 
+_DECODER = json.JSONDecoder()
+
+
+def loads(text: str) -> Any:
+    """A JSON document this module (or compiled.py) wrote: compact, nothing around it. Skips
+    what `json.loads` adds to the C scanner (two whitespace matches), which adds up over the
+    thousands of small documents one match decodes."""
+    return _DECODER.raw_decode(text)[0]
+
+
 # Plain dict lookups: calling an enum class to convert a value costs more than the JSON parse.
 _EVENT_KINDS = {k.value: k for k in EventKind}
 _RANGE_TYPES = {t.value: t for t in RangeType}
@@ -103,13 +113,13 @@ def decode_brief(
 ) -> RecordBrief:
     """The record's brief from its brief column and its group's columns (None: no group, and
     the group's rating is the record's own)."""
-    summary, details, published, modified, fix_published, refs, aliases, rating = json.loads(text)
+    summary, details, published, modified, fix_published, refs, aliases, rating = loads(text)
     own = _parse_rating_row(rating)
     return make_brief(
         vuln_id=vuln_id,
         group=group,
         aliases=aliases,
-        members=json.loads(members) if members is not None else (),
+        members=loads(members) if members is not None else (),
         summary=summary,
         details=details,
         published=_parse_time(published),
@@ -117,7 +127,7 @@ def decode_brief(
         fix_published=_parse_time(fix_published),
         references=refs,
         rating=own,
-        group_rating=_parse_rating_row(json.loads(group_rating))
+        group_rating=_group_rating(group_rating)
         if group_rating is not None
         else (own if group is None else None),
     )
@@ -132,7 +142,34 @@ def _rating_row(rating: Rating | None) -> list[Any] | None:
 def _parse_rating_row(row: list[Any] | None) -> Rating | None:
     if row is None:
         return None
-    return Rating(_SEVERITIES[row[0]], row[1], row[2], row[3])
+    key = (row[0], row[1], row[2], row[3])
+    rating = _ratings.get(key)
+    if rating is None:
+        rating = Rating(_SEVERITIES[row[0]], row[1], row[2], row[3])
+        _remember(_ratings, key, rating)
+    return rating
+
+
+def _group_rating(text: str) -> Rating | None:
+    rating = _group_ratings.get(text)
+    if rating is None:
+        rating = _parse_rating_row(loads(text))
+        if rating is not None:
+            _remember(_group_ratings, text, rating)
+    return rating
+
+
+_ratings: dict[tuple[Any, ...], Rating] = {}
+_group_ratings: dict[str, Rating] = {}
+"""Ratings decoded so far: a few vectors and vendor ratings recur across thousands of records,
+and a Rating is immutable, so briefs share them instead of building one each."""
+_MAX_REMEMBERED = 8192
+
+
+def _remember(memo: dict[Any, Rating], key: Any, rating: Rating) -> None:
+    if len(memo) >= _MAX_REMEMBERED:
+        memo.clear()
+    memo[key] = rating
 
 
 def encode_affected(entry: AffectedPackage) -> str:

@@ -318,7 +318,7 @@ class VulnStore:
         found: dict[tuple[str, str, str], tuple[Row, ...]] = {}
         for name in names:
             text = texts.get(name)
-            entries: list[Row] = json.loads(text) if text is not None else []
+            entries: list[Row] = codec.loads(text) if text is not None else []
             # group_concat's order is unspecified: restore `advisories_for`'s order.
             entries.sort(key=_ID_AND_INDEX)
             key = (column, ecosystem, name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from tidegate.core.models import OSInfo, Package, PackageType
 from tidegate.core.versions import VersionKind
@@ -104,6 +105,7 @@ _MAJOR_MINOR = re.compile(r"^(\d+)\.(\d+)")
 _MAJOR = re.compile(r"^(\d+)")
 
 
+@lru_cache(maxsize=64)  # asked for every OS package of an image
 def os_release_ecosystem(os: OSInfo) -> str | None:
     """The OSV ecosystem of a distribution release: "Debian:12", "Alpine:v3.18", "Ubuntu:22.04"."""
     version = os.version_id
