@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from helpers.clock import FakeClock
 from tidegate.cli import profile_cmd
+from tidegate.cli.gate import policies_from_file
 from tidegate.cli.main import build_parser, main
 from tidegate.core.errors import UsageError
 from tidegate.core.roles import Role
@@ -193,3 +194,12 @@ def test_a_bad_runtime_profile_document_is_a_usage_error_naming_it(tmp_path: Pat
     code = main(["apply", "-f", str(source), "--data-dir", str(tmp_path / "d")], io.StringIO(), err)
     assert code == 2
     assert "document 1.executables[1].path: 'bin/sh' is not an absolute path" in err.getvalue()
+
+
+def test_the_ci_gate_reads_an_apply_file_with_runtime_profiles_leaving_them_out(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "all.yaml"
+    source.write_text(PROFILE_YAML + "- kind: Policy\n  name: no criticals\n")
+    policies, acks = policies_from_file(source, datetime(2026, 3, 1, tzinfo=UTC))
+    assert ([p.name for p in policies], acks) == (["no criticals"], [])

@@ -15,7 +15,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from helpers.clock import FakeClock
-from tidegate.cli.apply_cmd import HttpBackend, apply_documents, load_documents
+from tidegate.cli.apply_cmd import HttpBackend, apply_documents, load_apply_documents
 from tidegate.core.drift import ExecRequest, decide_exec
 from tidegate.core.policy import Mode
 from tidegate.core.profile import profile_from_json, to_image_profile
@@ -215,13 +215,13 @@ def test_learn_twice_with_append_edit_export_apply_enforce_and_readiness(
     assert client.get(f"{API}/profiles/shop-api", headers=writer).status_code == 404
     client.headers.update(writer)
     backend = HttpBackend(client)
-    outcomes = apply_documents(backend, load_documents(exported.text, "shop-api.yaml"))
+    outcomes = apply_documents(backend, load_apply_documents(exported.text, "shop-api.yaml"))
     assert [(o.kind, o.name, o.action) for o in outcomes] == [
         ("RuntimeProfile", "shop-api", "created")
     ]
     restored = _profile(client, headers_for)
     assert {k: restored[k] for k in edit} == {k: edited.json()[k] for k in edit}
-    again_outcomes = apply_documents(backend, load_documents(exported.text, "shop-api.yaml"))
+    again_outcomes = apply_documents(backend, load_apply_documents(exported.text, "shop-api.yaml"))
     assert [o.action for o in again_outcomes] == ["unchanged"]
 
     # Events from before the switch to enforce do not count in readiness.

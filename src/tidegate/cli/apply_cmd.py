@@ -15,7 +15,7 @@ database directly (`--data-dir DIR`, for bootstrapping before the console runs).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -192,7 +192,17 @@ class Outcome:
     """"created" | "updated" | "unchanged"."""
 
 
-def load_documents(text: str, source: str) -> list[tuple[str, Document]]:
+def load_documents(text: str, source: str) -> list[tuple[str, PolicyBody | AckBody]]:
+    """The image assurance documents (Policy, Acknowledgement) of a file, as the CI gate reads
+    them offline; RuntimeProfile documents are validated too, then left out (runtime matter)."""
+    return [
+        (kind, body)
+        for kind, body in load_apply_documents(text, source)
+        if not isinstance(body, RuntimeProfile)
+    ]
+
+
+def load_apply_documents(text: str, source: str) -> list[tuple[str, Document]]:
     """Parse and validate every document; errors name the document and the field."""
     try:
         loaded = [d for d in yaml.safe_load_all(text) if d is not None]
@@ -223,7 +233,7 @@ def load_documents(text: str, source: str) -> list[tuple[str, Document]]:
     return out
 
 
-def apply_documents(backend: Backend, documents: list[tuple[str, Document]]) -> list[Outcome]:
+def apply_documents(backend: Backend, documents: Sequence[tuple[str, Document]]) -> list[Outcome]:
     policies = {p["name"]: p for p in backend.policies()}
     active = backend.acknowledgements()
     # Only asked for when the file has some: a console without profiling still takes the rest.
@@ -366,7 +376,7 @@ def run_apply(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     import sys
 
     text = sys.stdin.read() if args.file == "-" else _read(args.file)
-    documents = load_documents(text, args.file)
+    documents = load_apply_documents(text, args.file)
     with open_backend(args) as backend:
         outcomes = apply_documents(backend, documents)
     for o in outcomes:
