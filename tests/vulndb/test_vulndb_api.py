@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import types
 from pathlib import Path
 
@@ -18,6 +20,17 @@ def test_all_is_the_public_api() -> None:
     assert public == set(vulndb.__all__)
     assert len(set(vulndb.__all__)) == len(vulndb.__all__)
     assert callable(vulndb.update)  # the function, not the submodule of the same name
+
+
+def test_reading_the_store_loads_no_feed_or_download_libraries() -> None:
+    """Matching (a scan, a scanner worker) imports neither an HTTP client nor YAML nor CVSS:
+    those load when a feed is parsed or downloaded."""
+    code = (
+        "import sys, tidegate.vulndb, tidegate.core.matching.matcher; "
+        "print(sorted(m for m in ('httpx', 'yaml', 'cvss', 'rich') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_default_paths(tmp_path: Path) -> None:

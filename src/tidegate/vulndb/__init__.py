@@ -9,12 +9,9 @@ progress.py  the progress protocol the CLI draws
 paths.py     where the database lives under a data directory
 """
 
-from __future__ import annotations
-
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
-
 from tidegate.vulndb.aliases import compute_groups
+from tidegate.vulndb.importer import ImportProblem, ImportReport, import_paths
+from tidegate.vulndb.osv import load_document, parse_record
 from tidegate.vulndb.paths import default_db_path, download_dir
 from tidegate.vulndb.progress import NullProgress, Progress
 from tidegate.vulndb.store import (
@@ -24,43 +21,13 @@ from tidegate.vulndb.store import (
     ecosystem_family,
     normalize_name,
 )
-
-if TYPE_CHECKING:
-    from tidegate.vulndb.importer import ImportProblem, ImportReport, import_paths
-    from tidegate.vulndb.osv import load_document, parse_record
-    from tidegate.vulndb.update import (
-        DEFAULT_ECOSYSTEMS,
-        OSV_BASE_URL,
-        EcosystemUpdate,
-        UpdateReport,
-        update,
-    )
-
-# Feed parsing, import and download pull in YAML, rich and an HTTP client; a process that only
-# matches (a scan, a scanner worker) reads the store and never needs them, so they load on
-# first use (PEP 562).
-_LAZY = {
-    "ImportProblem": "importer",
-    "ImportReport": "importer",
-    "import_paths": "importer",
-    "load_document": "osv",
-    "parse_record": "osv",
-    "DEFAULT_ECOSYSTEMS": "update",
-    "OSV_BASE_URL": "update",
-    "EcosystemUpdate": "update",
-    "UpdateReport": "update",
-    "update": "update",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
+from tidegate.vulndb.update import (
+    DEFAULT_ECOSYSTEMS,
+    OSV_BASE_URL,
+    EcosystemUpdate,
+    UpdateReport,
+    update,
+)
 
 __all__ = [
     "DEFAULT_ECOSYSTEMS",

@@ -36,9 +36,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import cvss
-import yaml
-
 from tidegate.core.advisory import (
     Advisory,
     AffectedPackage,
@@ -95,6 +92,9 @@ def load_document(data: bytes, *, where: str, yaml_format: bool | None = None) -
     """
     if yaml_format is None:
         yaml_format = data.lstrip()[:1] not in (b"{", b"[")
+    # Imported here, as `cvss` below: a process that only reads the store never loads them.
+    import yaml
+
     try:
         text = data.decode("utf-8-sig")
         doc: object = yaml.safe_load(text) if yaml_format else json.loads(text)
@@ -392,6 +392,8 @@ def _cvss_rating(kind: str, vector: str) -> Rating | None:
     Cached: feeds repeat a few thousand distinct vectors across hundreds of thousands of records,
     and scoring one costs more than parsing the rest of a record.
     """
+    import cvss
+
     try:
         if kind == "CVSS_V4":
             v4 = cvss.CVSS4(vector)

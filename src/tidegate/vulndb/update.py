@@ -26,15 +26,17 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
-
-import httpx
 
 from tidegate.core.errors import FeedError, VulnDBError
 from tidegate.vulndb.importer import ImportReport, Tally, merge_documents, zip_documents
 from tidegate.vulndb.paths import download_dir
 from tidegate.vulndb.progress import NullProgress, Progress
 from tidegate.vulndb.store import VulnStore, build
+
+if TYPE_CHECKING:
+    import httpx
 
 OSV_BASE_URL = "https://osv-vulnerabilities.storage.googleapis.com"
 DEFAULT_ECOSYSTEMS: tuple[str, ...] = (
@@ -166,6 +168,8 @@ def _client(client: httpx.Client | None) -> Iterator[httpx.Client]:
     if client is not None:
         yield client
         return
+    import httpx  # here: reading the store (a scan) must not load an HTTP client
+
     with httpx.Client(timeout=httpx.Timeout(60.0, connect=15.0), follow_redirects=True) as own:
         yield own
 
@@ -201,6 +205,8 @@ def _fetch(
         if known_etag:
             headers["If-None-Match"] = known_etag
     task = f"download {ecosystem}"
+    import httpx
+
     try:
         with http.stream("GET", url, headers=headers) as response:
             if response.status_code == 304:
@@ -259,6 +265,8 @@ def _receive(
     finally:
         progress.done(task)
     if total is not None and start + received != total:
+        import httpx
+
         raise httpx.ReadError(f"body ended after {start + received} of {total} bytes")
     return received
 
