@@ -148,3 +148,15 @@ def test_the_comparator_and_the_function_give_the_same_key(kind: VersionKind) ->
         got = sort_key_function(kind)(version)
         assert not want < got, version
         assert not got < want, version
+
+
+def test_the_dotted_fast_path_gives_the_general_key() -> None:
+    """Dotted numeric upstream versions ("1.2.10", "2.0.0.1") take a shortcut past the run
+    splitting; it must give the very key the general path gives."""
+    from tidegate.core.versions import deb
+
+    rng = random.Random(7)
+    numbers = ("0", "00", "1", "2", "9", "10", "099", "123456789")
+    for _ in range(20_000):
+        text = ".".join(rng.choice(numbers) for _ in range(rng.randrange(1, 6)))
+        assert deb._padded_dotted(text) == deb._padded_runs(text), text

@@ -121,6 +121,13 @@ def _padded(text: str) -> tuple[int, ...]:
     found = _padded_texts.get(text)
     if found is not None:
         return found
+    found = _padded_dotted(text) if _DOTTED.fullmatch(text) else _padded_runs(text)
+    if len(_padded_texts) < 16384:
+        _padded_texts[text] = found
+    return found
+
+
+def _padded_runs(text: str) -> tuple[int, ...]:
     out: list[int] = []
     zeros = 0
     for letters, digits in _RUNS.findall(text):
@@ -136,10 +143,30 @@ def _padded(text: str) -> tuple[int, ...]:
         else:
             zeros += 2
     out.append(_END)
-    found = tuple(out)
-    if len(_padded_texts) < 16384:
-        _padded_texts[text] = found
-    return found
+    return tuple(out)
+
+
+_DOTTED = re.compile(r"[0-9]+(?:\.[0-9]+)*")
+_DOT = _WEIGHTS["."]
+
+
+def _padded_dotted(text: str) -> tuple[int, ...]:
+    """`_padded_runs` of the most common upstream version, numbers joined by dots, without the
+    run splitting: each "." is a one-letter run, and each run ends with its 0 terminator."""
+    out: list[int] = []
+    zeros = 1  # the empty first run's terminator
+    for position, digits in enumerate(text.split(".")):
+        if position:
+            out.extend((2, -zeros, _DOT))
+            zeros = 1
+        number = int(digits)
+        if number:
+            out.extend((2, -zeros, number))
+            zeros = 0
+        else:
+            zeros += 1
+    out.append(_END)
+    return tuple(out)
 
 
 _padded_texts: dict[str, tuple[int, ...]] = {}
