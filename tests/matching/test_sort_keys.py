@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tidegate.core.errors import VersionError
-from tidegate.core.versions import VersionKind, compare, sort_key, sort_key_function
+from tidegate.core.versions import VersionKind, compare, deb, sort_key, sort_key_function
 
 TESTS = Path(__file__).resolve().parents[1]
 FIXTURES = TESTS / "core" / "fixtures" / "versions"
@@ -153,8 +153,6 @@ def test_the_comparator_and_the_function_give_the_same_key(kind: VersionKind) ->
 def test_the_dotted_fast_path_gives_the_general_key() -> None:
     """Dotted numeric upstream versions ("1.2.10", "2.0.0.1") take a shortcut past the run
     splitting; it must give the very key the general path gives."""
-    from tidegate.core.versions import deb
-
     rng = random.Random(7)
     numbers = ("0", "00", "1", "2", "9", "10", "099", "123456789")
     for _ in range(20_000):
