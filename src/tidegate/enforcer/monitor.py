@@ -80,6 +80,8 @@ _CGROUP_ID = re.compile(r"(?:^|[/-])([0-9a-f]{64})(?:\.scope)?$")
 _HASH_CHUNK = 1 << 20
 _CACHE_MAX = 16384
 _DELETED = " (deleted)"
+OBSERVE_INTERVAL = 0.05
+"""Seconds between two deliveries of batched exec observations to `on_exec`."""
 
 
 class MonitorError(EnforcerError):
@@ -273,6 +275,9 @@ class Monitor:
         self._pending: dict[int, _Pending] = {}
         self._lock = threading.Lock()
         self._outbox: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        # Observations (one per exec) are batched: appended here, drained by the outbox thread
+        # every OBSERVE_INTERVAL, so an exec-heavy container does not wake a thread per exec.
+        self._observations: deque[tuple[WatchedContainer, ExecRequest, ExecDecision]] = deque()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="monitor-hash")
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._stop = threading.Event()
@@ -566,8 +571,7 @@ class Monitor:
             )
             self._send(*events)
         if self._observer is not None:
-            observer = self._observer
-            self._outbox.put(lambda: observer(container, request, decision))
+            self._observations.append((container, request, decision))
 
     def _respond(
         self, group: FanotifyGroup, fd: int, allow: bool, started: float, pending: _Pending | None
@@ -606,12 +610,24 @@ class Monitor:
 
     def _drain(self) -> None:
         while True:
-            job = self._outbox.get()
+            try:
+                job = self._outbox.get(timeout=OBSERVE_INTERVAL)
+            except queue.Empty:
+                job = _observe_only
+            self._observe()
             if job is None:
                 return
             # A failing sink or observer must not stop the monitor.
             with contextlib.suppress(Exception):
                 job()
+
+    def _observe(self) -> None:
+        observer = self._observer
+        while self._observations:
+            watched, request, decision = self._observations.popleft()
+            if observer is not None:
+                with contextlib.suppress(Exception):
+                    observer(watched, request, decision)
 
     def _alert(
         self, action: str, message: str, *, container: WatchedContainer | None = None
@@ -629,6 +645,10 @@ class Monitor:
             "image": container.image_ref if container else None,
             "image_id": container.image_id if container else None,
         }
+
+
+def _observe_only() -> None:
+    """The outbox thread's wake-up without a job: only the observations are drained."""
 
 
 def _sha256_fd(fd: int) -> str:
