@@ -182,3 +182,53 @@ def test_console_away_decisions_from_cache_events_delivered_once(
         sorted(e["data"]["control"] for e in events) == ["block_root"] + ["block_unregistered"] * 4
     )
     assert all(e["level"] == "block" for e in events)
+
+
+def test_exec_drift_reaches_the_console_with_the_consoles_inventory(
+    podman: Podman,
+    start_enforcer: Callable[..., EnforcerProcess],
+    live_console: LiveConsole,
+    headers_for: Headers,
+    token_for: Callable[[Role], str],
+    demo_db: Path,
+) -> None:
+    """The default runtime policy (audit, drift prevention on) against the demo image's
+    executables as the CI scan sent them: the image's own binaries match their hashes and make
+    no event; a binary written into the running container is a DETECT in the console."""
+    token = _setup(live_console, headers_for, policy_mode="audit", group_mode="audit")
+    _register_disallowed_demo(live_console, headers_for, token_for, demo_db)
+    enforcer = start_enforcer(live_console.url, token)
+    _wait_for(lambda: (enforcer.state_dir / "bundle.json").exists(), "the bundle")
+    run = podman.start(DEMO, "-c", "sleep 3600", hooks_dir=enforcer.hooks_dir)
+    assert run.returncode == 0, run.stderr
+    cid = run.stdout.strip()
+    try:
+        script = "ls /app >/dev/null && cp /bin/busybox /tmp/true && /tmp/true; echo rc=$?"
+        proc = podman.exec(cid, "sh", "-c", script)
+        assert proc.stdout.strip() == "rc=0", proc.stderr
+
+        def arrived() -> list[dict[str, Any]]:
+            return [
+                e
+                for e in _runtime_events(live_console, headers_for)
+                if e["data"].get("source") == "monitor"
+            ]
+
+        (event,) = _wait_for(arrived, "the monitor's event in the console")
+        time.sleep(1)  # nothing else follows (sh, ls, cp are the image's own)
+        assert len(arrived()) == 1
+    finally:
+        podman.remove(cid)
+    data = event["data"]
+    assert event["level"] == "detect"
+    assert event["policy"] == "Default runtime policy"
+    assert data["control"] == "drift_prevention"
+    assert (data["policy_mode"], data["enforcer_mode"], data["effective_mode"]) == (
+        "audit", "audit", "audit",
+    )  # fmt: skip
+    assert (data["container_id"], data["image_ref"]) == (cid, DEMO)
+    assert data["executable"] == "/tmp/true"
+    assert data["in_upper_layer"] is True
+    assert len(data["sha256"]) == 64
+    assert data["parent_exe"] == "/bin/busybox"
+    assert data["parent_cmdline"] == ["sh", "-c", script]
