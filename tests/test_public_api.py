@@ -50,7 +50,7 @@ PUBLIC: dict[str, list[str]] = {
         "parse_record",
         "update",
     ],
-    "tidegate.report": ["ReportOptions", "Writer", "get_writer", "writers"],
+    "tidegate.report": ["LazyWriter", "ReportOptions", "Writer", "get_writer", "writers"],
     "tidegate.scan": ["LayerCache", "ScanProgress", "scan_image"],
     "tidegate.errors": [
         "AuthError",

@@ -57,3 +57,28 @@ def test_registry_returns_fresh_writers_that_write() -> None:
         out = io.StringIO()
         writer.write(minimal_result(), out, ReportOptions(color=False))
         assert out.getvalue().endswith("\n")
+
+
+@pytest.mark.parametrize("name", ["cyclonedx", "spdx"])
+def test_a_lazy_writer_describes_itself_as_the_writer_it_loads(name: str) -> None:
+    from tidegate.report import LazyWriter
+
+    lazy = get_writer(name)
+    assert isinstance(lazy, LazyWriter)
+    real = lazy.load()
+    assert not isinstance(real, LazyWriter)
+    for field in ("name", "description", "media_type", "file_extension"):
+        assert getattr(lazy, field) == getattr(real, field), field
+
+
+def test_the_cli_starts_without_the_sbom_libraries_or_the_console() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tidegate.cli.main as m; m.build_parser(); "
+        "print(sorted(x for x in ('cyclonedx', 'spdx_tools', 'fastapi', 'sqlalchemy') "
+        "if x in sys.modules))"
+    )
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]"

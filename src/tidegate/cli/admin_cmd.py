@@ -15,8 +15,6 @@ from typing import Any, TextIO
 from tidegate.cli.console_cmd import add_console_options, console_settings
 from tidegate.cli.exit_codes import ExitCode
 from tidegate.core.roles import Role
-from tidegate.services.tokens import create_token
-from tidegate.store.db import Database
 
 
 def register(commands: Any) -> None:
@@ -47,6 +45,9 @@ def run_create_token(args: argparse.Namespace, out: TextIO, err: TextIO) -> Exit
             err.write("tidegate: error: --expires-in-days: must be 1 or more\n")
             return ExitCode.USAGE
         expires = now + timedelta(days=args.expires_in_days)
+    from tidegate.services.tokens import create_token
+    from tidegate.store.db import Database
+
     database = Database(console_settings(args).database_url)
     try:
         database.migrate()

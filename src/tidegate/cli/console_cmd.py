@@ -13,17 +13,15 @@ import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from platformdirs import user_data_dir
-from pydantic import ValidationError
 
 from tidegate.cli.exit_codes import ExitCode
-from tidegate.console.app import API_PREFIX, create_app
-from tidegate.console.settings import Settings
 from tidegate.core.errors import UsageError
-from tidegate.services.users import INITIAL_ADMIN, ensure_initial_admin
-from tidegate.store.db import Database
+
+if TYPE_CHECKING:
+    from tidegate.console.settings import Settings
 
 SECRET_FILE = "secret_key"
 
@@ -56,6 +54,10 @@ def _stored_secret(data_dir: Path) -> str:
 
 def console_settings(args: argparse.Namespace) -> Settings:
     """Settings from flags over `TIDEGATE_*` over defaults; a bad value is a UsageError."""
+    from pydantic import ValidationError
+
+    from tidegate.console.settings import Settings
+
     given = {
         key: getattr(args, key)
         for key in ("data_dir", "host", "port")
@@ -75,6 +77,10 @@ def console_settings(args: argparse.Namespace) -> Settings:
 
 def prepare_database(settings: Settings, now: datetime, out: TextIO) -> str | None:
     """Migrate in place and create `admin` on a console without users; its new password."""
+    # the store and the app load only for the commands that serve or migrate (CLI start-up time)
+    from tidegate.services.users import ensure_initial_admin
+    from tidegate.store.db import Database
+
     database = Database(settings.database_url)
     try:
         database.migrate()
@@ -95,6 +101,9 @@ def run_console(
     err: TextIO,
     serve: Callable[[Settings], None] | None = None,
 ) -> ExitCode:
+    from tidegate.console.app import API_PREFIX
+    from tidegate.services.users import INITIAL_ADMIN
+
     settings = console_settings(args)
     password = prepare_database(settings, datetime.now(UTC), out)
     base = f"http://{settings.host}:{settings.port}"
@@ -118,5 +127,7 @@ def run_console(
 
 def _uvicorn(settings: Settings) -> None:
     import uvicorn  # the server is only needed when serving
+
+    from tidegate.console.app import create_app
 
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
