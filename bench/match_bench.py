@@ -334,7 +334,7 @@ def prepare(directory: Path, rebuild: bool, log: list[str]) -> tuple[Path, dict[
         log.append(f"generating {zip_path} ...")
         write_zip(zip_path)
     if db.exists() and not _readable(db):
-        log.append(f"{db}: older database schema, importing again")
+        log.append(f"{db}: older database layout, importing again")
         db.unlink()
     if not db.exists() or not figures_file.exists():
         log.append(f"importing into {db} ...")
@@ -355,12 +355,18 @@ def prepare(directory: Path, rebuild: bool, log: list[str]) -> tuple[Path, dict[
 
 
 def _readable(db: Path) -> bool:
-    """Whether this Tidegate reads `db` (a database of an older schema is rebuilt)."""
+    """Whether this Tidegate reads `db` as it builds it now (a database of an older schema, or
+    without the look-up indexes of today's builds, is rebuilt: it would time an older layout)."""
     try:
         VulnStore.open(db).close()
     except VulnDBError:
         return False
-    return True
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    finally:
+        conn.close()
+    return {"affected_ecosystem_lookup", "affected_family_lookup"} <= names
 
 
 def baseline_lookup(db: Path, packages: Sequence[Package]) -> float:

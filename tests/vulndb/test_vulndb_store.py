@@ -233,3 +233,59 @@ def test_build_replaces_an_outdated_database_and_refuses_a_foreign_file(tmp_path
     with pytest.raises(VulnDBError, match="is not a vulnerability database"):
         import_paths(foreign, [FIXTURES / "feed"], now=NOW)
     assert foreign.read_text() == "my notes"
+
+
+LOOKUPS = [
+    ("npm", "tidegate-demo"),
+    ("PyPI", "tidegate.demo"),
+    ("Debian:12", "node-tidegate-demo"),
+    ("Debian", "openssl"),
+    ("Maven", "org.example:tidegate-demo"),
+    ("Alpine:v3.18", "musl"),
+    ("Go", "example.invalid/tidegate/demo"),
+]
+
+
+def _indexes(db: Path) -> set[str]:
+    conn = sqlite3.connect(db)
+    try:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    finally:
+        conn.close()
+
+
+def test_a_build_makes_the_covering_lookup_indexes(store: VulnStore, db_path: Path) -> None:
+    names = _indexes(db_path)
+    assert {"affected_ecosystem_lookup", "affected_family_lookup"} <= names
+    assert not {"affected_ecosystem_name", "affected_family_name"} & names
+    conn = sqlite3.connect(db_path)
+    try:
+        plan = conn.execute(
+            "EXPLAIN QUERY PLAN SELECT name, group_concat(compiled) FROM affected "
+            "WHERE ecosystem = ? AND name IN (?, ?) GROUP BY name",
+            ("Debian:12", "a", "b"),
+        ).fetchall()
+    finally:
+        conn.close()
+    assert "COVERING INDEX affected_ecosystem_lookup" in str(plan)
+
+
+def test_a_database_of_the_older_layout_reads_the_same_and_gets_them_at_its_next_build(
+    store: VulnStore, db_path: Path, tmp_path: Path
+) -> None:
+    want = store.compiled_for_many(LOOKUPS)
+    store.close()
+    conn = sqlite3.connect(db_path)
+    conn.executescript(
+        "DROP INDEX affected_ecosystem_lookup; DROP INDEX affected_family_lookup;"
+        "CREATE INDEX affected_ecosystem_name ON affected (ecosystem, name);"
+        "CREATE INDEX affected_family_name ON affected (family, name);"
+    )
+    conn.close()
+    with VulnStore.open(db_path) as older:
+        assert older.compiled_for_many(LOOKUPS) == want
+    record = write_record(tmp_path / "new.json", affected=[pkg("npm", "another-package")])
+    import_paths(db_path, [record], now=NOW + timedelta(days=1))
+    assert {"affected_ecosystem_lookup", "affected_family_lookup"} <= _indexes(db_path)
+    with VulnStore.open(db_path) as rebuilt:
+        assert rebuilt.compiled_for_many(LOOKUPS) == want
