@@ -257,7 +257,7 @@ def _indexes(db: Path) -> set[str]:
 def test_a_build_makes_the_covering_lookup_indexes(store: VulnStore, db_path: Path) -> None:
     names = _indexes(db_path)
     assert {"affected_ecosystem_lookup", "affected_family_lookup"} <= names
-    assert not {"affected_ecosystem_name", "affected_family_name"} & names
+    assert {"affected_ecosystem_name", "affected_family_name"} <= names
     conn = sqlite3.connect(db_path)
     try:
         plan = conn.execute(
@@ -276,11 +276,7 @@ def test_a_database_of_the_older_layout_reads_the_same_and_gets_them_at_its_next
     want = store.compiled_for_many(LOOKUPS)
     store.close()
     conn = sqlite3.connect(db_path)
-    conn.executescript(
-        "DROP INDEX affected_ecosystem_lookup; DROP INDEX affected_family_lookup;"
-        "CREATE INDEX affected_ecosystem_name ON affected (ecosystem, name);"
-        "CREATE INDEX affected_family_name ON affected (family, name);"
-    )
+    conn.executescript("DROP INDEX affected_ecosystem_lookup; DROP INDEX affected_family_lookup;")
     conn.close()
     with VulnStore.open(db_path) as older:
         assert older.compiled_for_many(LOOKUPS) == want

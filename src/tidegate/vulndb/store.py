@@ -15,8 +15,8 @@ Tables
     affected    one row per `affected[]` entry: full ecosystem ("Debian:12"), its family
                 ("Debian"), the normalised package name, the entry as JSON, and its compiled
                 form (core/matching/compiled.py: ranges validated and sorted at import, what a
-                match evaluates); indexed by (ecosystem, name) and (family, name), each index
-                holding the compiled form too (`_LOOKUP_INDEXES`): a match reads a name's
+                match evaluates); indexed by (ecosystem, name) and (family, name), and by
+                both again with the compiled form (`_LOOKUP_INDEXES`): a match reads a name's
                 compiled entries from one run of index pages, not from a table row scattered
                 anywhere in the file per entry
     aliases     every id and alias seen -> its alias group (aliases.py)
@@ -90,6 +90,8 @@ CREATE TABLE affected (
     compiled TEXT NOT NULL,
     PRIMARY KEY (advisory_id, idx)
 );
+CREATE INDEX affected_ecosystem_name ON affected (ecosystem, name);
+CREATE INDEX affected_family_name ON affected (family, name);
 CREATE TABLE aliases (member TEXT PRIMARY KEY, group_id TEXT NOT NULL);
 CREATE INDEX aliases_group ON aliases (group_id);
 CREATE TABLE groups (group_id TEXT PRIMARY KEY, members TEXT NOT NULL, rating TEXT);
@@ -97,14 +99,14 @@ CREATE TABLE withdrawn (id TEXT PRIMARY KEY, modified INTEGER NOT NULL);
 """
 
 _LOOKUP_INDEXES = (
-    "DROP INDEX IF EXISTS affected_ecosystem_name",
-    "DROP INDEX IF EXISTS affected_family_name",
     "CREATE INDEX IF NOT EXISTS affected_ecosystem_lookup ON affected (ecosystem, name, compiled)",
     "CREATE INDEX IF NOT EXISTS affected_family_lookup ON affected (family, name, compiled)",
 )
 """The matcher's look-up indexes, covering what it reads. Made when a build finishes (one
 sorted pass, not one index update per imported row); a database built before they existed
-keeps its narrow indexes, which read the same rows, until its next update or import."""
+reads the same rows through the narrow (ecosystem, name) and (family, name) indexes until its
+next update or import. The narrow ones stay: look-ups that read the full entry from the table
+(`advisories_for`, `entry`) walk them faster than the wide ones."""
 
 _PEP503 = re.compile(r"[-_.]+")
 _CVSS_PREFERENCE = {"CVSS_V4": 3, "CVSS_V3": 2, "CVSS_V2": 1}
