@@ -16,9 +16,14 @@ base64 blob per inventory in the JSON (16 bytes per path, in the order of `paths
 for a file whose hash is unknown). `core.drift` compares such a prefix with the full hash of the
 executed file on their common length (`core.drift.same_hash`).
 
-Format 2 added the hashes; a bundle of another format is refused with a `BundleError` (an
-enforcer then keeps deciding from what it has, or fetches the bundle again when it has none).
-Pure: no I/O.
+Image profiling (format 3): the applied runtime profiles by image repository (`ImageProfile`:
+name, mode, version, executables path -> sha256 or None), which the monitor checks execs
+against, and the active profiling sessions (`ProfilingTarget`: id, profile, repository, digest),
+which tell an enforcer whose containers to record.
+
+Format 2 added the hashes, format 3 the profiles; a bundle of another format is refused with a
+`BundleError` (an enforcer then keeps deciding from what it has, or fetches the bundle again when
+it has none). Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from tidegate.core.drift import ImageProfile
 from tidegate.core.errors import BundleError
 from tidegate.core.policy import LabelRule, Mode
 from tidegate.core.runtime import (
@@ -57,6 +63,7 @@ __all__ = [
     "ImageIndex",
     "ImageRecord",
     "PolicyBundle",
+    "ProfilingTarget",
     "build_bundle",
     "build_image_index",
     "bundle_from_json",
@@ -69,7 +76,7 @@ __all__ = [
     "service_to_json",
 ]
 
-BUNDLE_FORMAT = 2
+BUNDLE_FORMAT = 3
 KEY_BYTES = 16
 HASH_BYTES = 16
 _NO_HASH = bytes(HASH_BYTES)
@@ -95,6 +102,7 @@ class EnforcerGroupInfo:
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX = re.compile(r"[0-9a-f]+")
+MAX_PROFILE_PATH = 4096
 
 
 def digest_key(digest: str) -> bytes:
@@ -205,6 +213,20 @@ class ImageIndex:
                 return found
         return None
 
+    def keys_of(self, *, image_id: str | None = None, image_ref: str = "") -> set[bytes]:
+        """The digest keys an image is known by: its config digest, a digest in its name, and
+        the key its name is registered under (the manifest digest)."""
+        keys = {digest_key(image_id)} if image_id else set()
+        if image_ref:
+            name = split_image_name(image_ref)
+            if name.digest:
+                keys.add(digest_key(name.digest))
+            else:
+                registered = self.names.get(_name_key(image_ref))
+                if registered is not None:
+                    keys.add(registered)
+        return keys
+
     def executables_of(self, *digests: str) -> tuple[str, ...] | None:
         """The paths of the image's executables (None: unknown)."""
         found = self.inventory_of(*digests)
@@ -232,6 +254,22 @@ def build_image_index(records: Iterable[ImageRecord]) -> ImageIndex:
     return ImageIndex(states=states, reasons=reasons, names=names, executables=executables)
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class ProfilingTarget:
+    """An active profiling session as enforcers see it: record what the containers of
+    `repository` (and only of the image `digest`, when set) do, for `profile`."""
+
+    id: str
+    profile: str
+    repository: str
+    """As `core.profile.repository_of` spells it ("localhost:5000/shop/api")."""
+    digest: str | None = None
+
+    def covers(self, keys: Iterable[bytes]) -> bool:
+        """Whether an image known by these digest keys (`digest_key`) is the session's image."""
+        return self.digest is None or digest_key(self.digest) in set(keys)
+
+
 @dataclass(frozen=True, slots=True)
 class PolicyBundle:
     version: str
@@ -241,6 +279,26 @@ class PolicyBundle:
     policies: tuple[RuntimePolicy, ...] = ()
     services: tuple[Service, ...] = ()
     images: ImageIndex = field(default_factory=ImageIndex)
+    profiles: Mapping[str, ImageProfile] = field(default_factory=dict)
+    """Image repository -> the runtime profile applied to its images."""
+    profiling: tuple[ProfilingTarget, ...] = ()
+    """The active profiling sessions."""
+
+    def profile_for(self, repository: str) -> ImageProfile | None:
+        return self.profiles.get(repository)
+
+    def sessions_for(
+        self, repository: str, *, image_id: str | None = None, image_ref: str = ""
+    ) -> tuple[ProfilingTarget, ...]:
+        """The active sessions recording a container of `repository` started from `image_id`
+        (config digest) by the name `image_ref`; a session naming a digest (the manifest digest
+        of a registered image, as a console records it) takes the container when any identity of
+        the container's image is that digest."""
+        found = tuple(t for t in self.profiling if t.repository == repository)
+        if not any(t.digest for t in found):
+            return found
+        keys = self.images.keys_of(image_id=image_id, image_ref=image_ref)
+        return tuple(t for t in found if t.covers(keys))
 
     def image_state(
         self,
@@ -561,11 +619,117 @@ def _index_from(reader: _Reader) -> ImageIndex:
     return ImageIndex(states=states, reasons=reasons, names=names, executables=executables)
 
 
+# ---------------------------------------------------------------------------------------------
+# JSON of the profiles and the profiling sessions
+
+
+def _profiles_to_json(profiles: Mapping[str, ImageProfile]) -> list[dict[str, Any]]:
+    return [
+        {
+            "repository": repository,
+            "name": profile.name,
+            "mode": Mode(profile.mode).value,
+            "version": profile.version,
+            "executables": dict(sorted(profile.executables.items())),
+        }
+        for repository, profile in sorted(profiles.items())
+    ]
+
+
+def _profiling_to_json(targets: Iterable[ProfilingTarget]) -> list[dict[str, Any]]:
+    return [
+        {"id": t.id, "profile": t.profile, "repository": t.repository, "digest": t.digest}
+        for t in sorted(targets)
+    ]
+
+
+def _executable_path(value: object, where: str) -> str:
+    if not isinstance(value, str) or not value.startswith("/") or len(value) > MAX_PROFILE_PATH:
+        raise BundleError(
+            f"{where}: {str(value)[:80]!r} is not an absolute path of at most "
+            f"{MAX_PROFILE_PATH} characters"
+        )
+    return value
+
+
+def _profile_hash(value: object, where: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _HEX64.fullmatch(value):
+        raise BundleError(f"{where}: expected null or a sha256 as 64 lowercase hex characters")
+    return value
+
+
+def _profile_from(r: _Reader) -> tuple[str, ImageProfile]:
+    repository = r.text("repository")
+    name = r.text("name")
+    for key, value in (("repository", repository), ("name", name)):
+        if not value.strip():
+            raise r.fail(key, "must not be empty")
+    version = r.integer("version", 1)
+    if version < 1:
+        raise r.fail("version", "expected a positive integer")
+    executables = r.object("executables")
+    return repository, ImageProfile(
+        name=name,
+        mode=r.enum("mode", Mode, Mode.AUDIT),
+        version=version,
+        executables={
+            _executable_path(path, f"{executables.where}[{str(path)[:80]!r}]"): _profile_hash(
+                sha, f"{executables.where}[{path!r}]"
+            )
+            for path, sha in executables.data.items()
+        },
+    )
+
+
+def _profiles_from(reader: _Reader) -> dict[str, ImageProfile]:
+    profiles: dict[str, ImageProfile] = {}
+    for item in reader.objects("profiles"):
+        repository, profile = _profile_from(item)
+        if repository in profiles:
+            raise item.fail("repository", f"{repository!r} has a profile already")
+        profiles[repository] = profile
+    return profiles
+
+
+def _profiling_from(reader: _Reader) -> tuple[ProfilingTarget, ...]:
+    targets: dict[str, ProfilingTarget] = {}
+    for item in reader.objects("profiling"):
+        target = ProfilingTarget(
+            id=item.text("id"),
+            profile=item.text("profile"),
+            repository=item.text("repository"),
+            digest=item.opt_text("digest"),
+        )
+        for key in ("id", "profile", "repository"):
+            if not getattr(target, key).strip():
+                raise item.fail(key, "must not be empty")
+        if target.id in targets:
+            raise item.fail("id", f"session {target.id!r} is listed twice")
+        targets[target.id] = target
+    return tuple(sorted(targets.values()))
+
+
+def _normal_profile(profile: ImageProfile) -> ImageProfile:
+    """Hashes as the JSON keeps them (lowercase hex without "sha256:"), so a bundle and its
+    parsed JSON are equal."""
+    executables = {
+        path: (sha.strip().lower().removeprefix("sha256:") if sha else None)
+        for path, sha in sorted(profile.executables.items())
+    }
+    return ImageProfile(
+        name=profile.name, mode=Mode(profile.mode), executables=executables, version=profile.version
+    )
+
+
 def _content(
     group: EnforcerGroupInfo,
     policies: Iterable[RuntimePolicy],
     services: Iterable[Service],
     images: ImageIndex,
+    profiles: Mapping[str, ImageProfile],
+    profiling: Iterable[ProfilingTarget],
 ) -> dict[str, Any]:
     return {
         "format": BUNDLE_FORMAT,
@@ -579,6 +743,8 @@ def _content(
         "policies": [runtime_policy_to_json(p) for p in policies],
         "services": [service_to_json(s) for s in services],
         "images": _index_to_json(images),
+        "profiles": _profiles_to_json(profiles),
+        "profiling": _profiling_to_json(profiling),
     }
 
 
@@ -597,22 +763,36 @@ def build_bundle(
     services: Iterable[Service],
     images: ImageIndex,
     now: datetime,
+    profiles: Mapping[str, ImageProfile] | None = None,
+    profiling: Iterable[ProfilingTarget] = (),
 ) -> PolicyBundle:
-    """A bundle whose version is the hash of its content (the same content, the same version)."""
+    """A bundle whose version is the hash of its content (the same content, the same version).
+    `profiles`: image repository -> its applied runtime profile; `profiling`: active sessions."""
     policies, services = tuple(policies), tuple(services)
-    version = _version_of(_canonical(_content(group, policies, services, images)))
+    applied = {repo: _normal_profile(p) for repo, p in sorted((profiles or {}).items())}
+    targets = tuple(sorted(set(profiling)))
+    content = _content(group, policies, services, images, applied, targets)
     return PolicyBundle(
-        version=version,
+        version=_version_of(_canonical(content)),
         generated_at=now,
         group=group,
         policies=policies,
         services=services,
         images=images,
+        profiles=applied,
+        profiling=targets,
     )
 
 
 def bundle_to_json(bundle: PolicyBundle) -> bytes:
-    content = _content(bundle.group, bundle.policies, bundle.services, bundle.images)
+    content = _content(
+        bundle.group,
+        bundle.policies,
+        bundle.services,
+        bundle.images,
+        bundle.profiles,
+        bundle.profiling,
+    )
     content["version"] = bundle.version
     content["generated_at"] = bundle.generated_at.isoformat()
     return _canonical(content)
@@ -658,4 +838,6 @@ def bundle_from_json(data: bytes | str) -> PolicyBundle:
         policies=policies,
         services=services,
         images=_index_from(reader.object("images")),
+        profiles=_profiles_from(reader),
+        profiling=_profiling_from(reader),
     )

@@ -15,6 +15,11 @@ seen), the containers already running when the agent starts (`podman inspect`), 
 container once its init process has left (a poll every `reap_interval` seconds, /proc only).
 Where fanotify is unavailable (not root, a kernel without FAN_OPEN_EXEC_PERM or filesystem
 marks) the agent says so once, records an alert event, and goes on deciding starts.
+
+Image profiles and profiling: the monitor checks a container's execs against the bundle's profile
+of its image repository (`profile_for`; none while the container is being profiled), and the
+`Profiler` (enforcer/profiler.py) records what profiled containers do; its spool is delivered by
+the same sync loop, and it hears of every new bundle, watched container and reaped one.
 """
 
 from __future__ import annotations
@@ -36,8 +41,10 @@ from tidegate.core.bundle import (
     bundle_from_json,
     bundle_to_json,
 )
+from tidegate.core.drift import ImageProfile
 from tidegate.core.errors import ConsoleError
 from tidegate.core.modes import Action
+from tidegate.core.profile import repository_of
 from tidegate.core.runtime import AdmissionDecision, ContainerRequest, Violation, decide
 from tidegate.enforcer.errors import EnforcerError, StateDirError
 from tidegate.enforcer.hook import FAIL_MODE_FILE
@@ -45,8 +52,10 @@ from tidegate.enforcer.monitor import (
     Monitor,
     WatchedContainer,
     container_id_of_cgroup,
-    inspect_podman,
+    inspect_documents,
+    watched_from_inspect,
 )
+from tidegate.enforcer.profiler import ContainerFacts, Profiler, facts_from_inspect
 from tidegate.enforcer.spool import Spool
 from tidegate.enforcer.state import StateDir, atomic_write
 
@@ -169,6 +178,13 @@ class Agent:
         self._registered = False
         self.monitor: Monitor | None = None
         self._reaper: threading.Thread | None = None
+        self.profiler = Profiler(
+            client,
+            state.root / "observations.sqlite",
+            clock=clock,
+            say=self.say,
+            wake=self._wake.set,
+        )
         self._load_identity()
         self._load_cached_bundle()
 
@@ -205,6 +221,10 @@ class Agent:
         )
         with self._lock:
             self._bundle = bundle
+        self.profiler.update(bundle)
+        monitor = self.monitor
+        if monitor is not None:
+            monitor.refresh()  # profiles and profiled containers are asked again
 
     def _load_identity(self) -> None:
         identity = self.state.read_json(self.state.identity) or {}
@@ -234,12 +254,18 @@ class Agent:
                     f"bundle {fresh.version[:19]} (group {fresh.group.name}, {fresh.group.mode})"
                 )
             self.flush_events()
+            self.profiler.flush()
             current = self.bundle
+            detail = {
+                "spooled_events": self.spool.count(),
+                "spooled_observations": self.profiler.pending(),
+                **self._monitor_status(),
+            }
             heartbeat(
                 self.client,
                 enforcer_id=self.status.enforcer_id or "",
                 bundle_version=current.version if current else None,
-                detail={"spooled_events": self.spool.count(), **self._monitor_status()},
+                detail=detail,
             )
         except (ConsoleError, BundleError) as exc:
             if self.status.console_reachable or self.status.last_error is None:
@@ -281,6 +307,7 @@ class Agent:
         for thread in (self._thread, self._reaper):
             if thread is not None:
                 thread.join(timeout=30)
+        self.profiler.stop()
         self.spool.close()
 
     def record(self, event: dict[str, Any]) -> None:
@@ -300,7 +327,13 @@ class Agent:
         """Start deciding execs; watch the containers `podman` (command and global options; None:
         none) runs now. False, said once and recorded as an alert, when fanotify is unavailable."""
         monitor = Monitor(
-            lambda: self.bundle, self.record, host=self.hostname, budget=budget, clock=self.clock
+            lambda: self.bundle,
+            self.record,
+            host=self.hostname,
+            budget=budget,
+            clock=self.clock,
+            profile_for=self.profile_for,
+            on_exec=self.profiler.on_exec,
         )
         try:
             monitor.start(probe=str(self.state.root))
@@ -311,14 +344,9 @@ class Agent:
             )
             return False
         self.monitor = monitor
+        self.profiler.start()
         if podman:
-            try:
-                running = inspect_podman(podman)
-            except EnforcerError as exc:
-                self.say(f"running containers not watched: {exc}")
-                running = []
-            for container in running:
-                self.watch(container)
+            self._watch_running(podman)
         self._reaper = threading.Thread(
             target=self._reap_loop, args=(reap_interval,), name="monitor-reaper", daemon=True
         )
@@ -326,14 +354,42 @@ class Agent:
         self.say(f"runtime monitor watching {len(monitor.containers)} running container(s)")
         return True
 
-    def watch(self, container: WatchedContainer) -> bool:
-        """Decide the container's execs from now on (no-op without a monitor)."""
+    def _watch_running(self, podman: Sequence[str]) -> None:
+        try:
+            documents = inspect_documents(podman)
+        except EnforcerError as exc:
+            self.say(f"running containers not watched: {exc}")
+            return
+        for doc in documents:
+            try:
+                container = watched_from_inspect(doc)
+            except EnforcerError as exc:
+                self.say(f"running container not watched: {exc}")
+                continue
+            self.watch(container, facts_from_inspect(doc) if isinstance(doc, dict) else None)
+
+    def profile_for(self, container: WatchedContainer) -> ImageProfile | None:
+        """The runtime profile of the container's image repository (none while the container is
+        being profiled: it is teaching that profile)."""
+        bundle = self.bundle
+        if bundle is None or not container.image_ref:
+            return None
+        if self.profiler.profiled(container.container_id):
+            return None
+        return bundle.profile_for(repository_of(container.image_ref))
+
+    def watch(self, container: WatchedContainer, facts: ContainerFacts | None = None) -> bool:
+        """Decide the container's execs from now on (no-op without a monitor); `facts` (its
+        environment and volumes) tell the profiler whether and what to record."""
         monitor = self.monitor
         if monitor is None:
             return False
+        # Before the monitor sees it: its first exec already knows whether it is profiled.
+        self.profiler.track(container, facts or ContainerFacts())
         try:
             monitor.watch(container)
         except (EnforcerError, OSError) as exc:
+            self.profiler.exited(container.container_id)
             message = f"container {container.container_id[:12]} not watched: {exc}"
             self._alert("monitor_watch_failed", message, container=container)
             return False
@@ -352,6 +408,7 @@ class Agent:
         gone = [c.container_id for c in monitor.containers if not container_alive(c)]
         for cid in gone:
             monitor.unwatch(cid)
+            self.profiler.exited(cid)
             self.say(f"container {cid[:12]} stopped: no longer watched")
         return gone
 

@@ -63,6 +63,7 @@ __all__ = [
     "WatchedContainer",
     "bundle_inventory",
     "container_id_of_cgroup",
+    "inspect_documents",
     "inspect_podman",
     "watched_from_inspect",
 ]
@@ -153,6 +154,11 @@ def inspect_podman(podman: Sequence[str], ids: Sequence[str] = ()) -> list[Watch
     """The running containers (or `ids`) of a podman installation, as the monitor watches them.
 
     `podman` is the command with its global options (`["podman", "--root", ...]`)."""
+    return [watched_from_inspect(doc) for doc in inspect_documents(podman, ids)]
+
+
+def inspect_documents(podman: Sequence[str], ids: Sequence[str] = ()) -> list[Any]:
+    """The `podman inspect` documents of the running containers (or `ids`)."""
     try:
         if not ids:
             listed = subprocess.run(
@@ -173,7 +179,7 @@ def inspect_podman(podman: Sequence[str], ids: Sequence[str] = ()) -> list[Watch
         raise MonitorError(f"podman inspect failed: {exc}") from exc
     if not isinstance(docs, list):
         raise MonitorError("podman inspect: expected a list")
-    return [watched_from_inspect(doc) for doc in docs]
+    return docs
 
 
 def container_id_of_cgroup(text: str) -> str | None:

@@ -7,7 +7,8 @@ be read is answered by the group's fail mode. The socket is made mode 0600: only
 
 A start that is let through is handed to the agent's runtime monitor before the answer goes
 back: the runtime starts the container's process only after the hook, so its first exec is
-already decided by the monitor.
+already decided by the monitor. Its environment (TIDEGATE_PROFILE) and volume mounts go to the
+profiler with it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tidegate.enforcer.agent import Agent, Outcome
 from tidegate.enforcer.errors import EnforcerError
 from tidegate.enforcer.hook import MAX_STATE
 from tidegate.enforcer.oci import read_container, request_from_oci, watched_from_oci
+from tidegate.enforcer.profiler import facts_from_config
 
 __all__ = ["DecisionServer", "answer_text", "decide_oci_state"]
 
@@ -42,7 +44,7 @@ def decide_oci_state(agent: Agent, raw: bytes) -> Outcome:
     outcome = agent.decide(request, source=SOURCE)
     if outcome.allowed and agent.monitor is not None:
         try:
-            agent.watch(watched_from_oci(state, config, request))
+            agent.watch(watched_from_oci(state, config, request), facts_from_config(config))
         except EnforcerError as exc:
             agent.say(f"container {request.container_id[:12]} not watched: {exc}")
     return outcome

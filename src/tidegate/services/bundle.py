@@ -7,6 +7,11 @@ the executables of its latest scan with their sha256: the inventory drift preven
 Enforcers poll it every few seconds with the version as ETag; the cache keeps one replica from
 rebuilding it for each poll, and rebuilds it as soon as the group's settings or anything it is
 built from changes, so a mode switch or a policy change reaches the enforcers at their next poll.
+
+Image profiling rides along: the applied runtime profiles (by image repository) that the runtime
+monitor checks execs against, and the active profiling sessions whose containers enforcers
+record; a profile change, a mode switch, a session started or stopped changes the cache key
+(`services.profiles.profiles_fingerprint`), so it too reaches enforcers at their next poll.
 """
 
 from __future__ import annotations
@@ -26,14 +31,18 @@ from tidegate.core.bundle import (
     EnforcerGroupInfo,
     ImageRecord,
     PolicyBundle,
+    ProfilingTarget,
     build_bundle,
     build_image_index,
     bundle_to_json,
 )
+from tidegate.core.drift import ImageProfile
 from tidegate.core.events import EventCategory
 from tidegate.core.policy import ImageStatus
+from tidegate.core.profile import to_image_profile
 from tidegate.core.runtime import ImageStateKind, RuntimePolicy
 from tidegate.services.enforcers import group_info
+from tidegate.services.profiles import active_sessions, profiles_fingerprint, profiles_for_bundle
 from tidegate.services.runtime import active_policies, all_services
 from tidegate.store.event_tables import EventRow
 from tidegate.store.inventory import (
@@ -52,6 +61,8 @@ __all__ = [
     "build_group_bundle",
     "fingerprint",
     "image_records",
+    "profiling_targets",
+    "repository_profiles",
 ]
 
 BUNDLE_MAX_AGE = timedelta(seconds=30)
@@ -128,6 +139,23 @@ def _for_group(policy: RuntimePolicy, group: str) -> bool:
     )
 
 
+def repository_profiles(session: Session) -> dict[str, ImageProfile]:
+    """Image repository -> the runtime profile applied to it (one per repository; should two
+    ever name the same repository, the first by name wins, so the bundle stays the same)."""
+    found: dict[str, ImageProfile] = {}
+    for profile in sorted(profiles_for_bundle(session), key=lambda p: p.name):
+        found.setdefault(profile.repository, to_image_profile(profile))
+    return found
+
+
+def profiling_targets(session: Session) -> tuple[ProfilingTarget, ...]:
+    """The active profiling sessions, as enforcers record for them."""
+    return tuple(
+        ProfilingTarget(id=s.id, profile=s.profile, repository=s.repository, digest=s.digest)
+        for s in active_sessions(session)
+    )
+
+
 def build_group_bundle(session: Session, *, group: EnforcerGroupRow, now: datetime) -> PolicyBundle:
     policies = [p for p in active_policies(session) if _for_group(p, group.name)]
     return build_bundle(
@@ -136,6 +164,8 @@ def build_group_bundle(session: Session, *, group: EnforcerGroupRow, now: dateti
         services=all_services(session),
         images=build_image_index(image_records(session)),
         now=now,
+        profiles=repository_profiles(session),
+        profiling=profiling_targets(session),
     )
 
 
@@ -143,12 +173,13 @@ _WATCHED = (EventCategory.IMAGE, EventCategory.POLICY, EventCategory.REGISTRY)
 """Every change a bundle depends on (image registered, status changed, retired; runtime policy or
 service changed) records an event of one of these categories in the same transaction."""
 
-Fingerprint = tuple[EnforcerGroupInfo, tuple[tuple[datetime, int] | None, ...]]
+Fingerprint = tuple[EnforcerGroupInfo, tuple[tuple[datetime, int] | None, ...], str]
 
 
 def fingerprint(session: Session, *, group: EnforcerGroupRow) -> Fingerprint:
-    """What a built bundle is valid for: the group's settings and the newest event of each watched
-    category (one index probe each, on the (category, ts, id) index)."""
+    """What a built bundle is valid for: the group's settings, the newest event of each watched
+    category (one index probe each, on the (category, ts, id) index), and the profiles and
+    active profiling sessions (`profiles_fingerprint`)."""
     newest: list[tuple[datetime, int] | None] = []
     for category in _WATCHED:
         query = (
@@ -159,7 +190,7 @@ def fingerprint(session: Session, *, group: EnforcerGroupRow) -> Fingerprint:
         )
         row = session.execute(query).first()
         newest.append((row[0], row[1]) if row is not None else None)
-    return group_info(group), tuple(newest)
+    return group_info(group), tuple(newest), profiles_fingerprint(session)
 
 
 @dataclass(frozen=True, slots=True)
