@@ -1,5 +1,6 @@
 """`core.bundle`: the image index answers by every identity, the JSON form round-trips with a
-content-hash version, and hostile bundles are refused with an error naming the field."""
+content-hash version (profiles and profiling sessions included), and hostile bundles are refused
+with an error naming the field."""
 
 from __future__ import annotations
 
@@ -17,12 +18,14 @@ from tidegate.core.bundle import (
     FailMode,
     ImageRecord,
     PolicyBundle,
+    ProfilingTarget,
     build_bundle,
     build_image_index,
     bundle_from_json,
     bundle_to_json,
     digest_key,
 )
+from tidegate.core.drift import ImageProfile
 from tidegate.core.policy import LabelRule, Mode
 from tidegate.core.runtime import (
     ImageStateKind,
@@ -64,6 +67,21 @@ RECORDS = (
 )
 
 
+PROFILES = {
+    "docker.io/library/nginx": ImageProfile(
+        name="nginx-web",
+        mode=Mode.ENFORCE,
+        version=3,
+        executables={"/usr/sbin/nginx": "SHA256:" + "AB" * 32, "/bin/sh": None},
+    ),
+    "registry.example.com/legacy": ImageProfile(name="legacy", executables={}),
+}
+PROFILING = (
+    ProfilingTarget("s2", "web", "registry.example.com/web", digest=sha("1")),
+    ProfilingTarget("s1", "batch", "registry.example.com/batch"),
+)
+
+
 def bundle(mode: Mode = Mode.AUDIT) -> PolicyBundle:
     custom = RuntimePolicy(
         id=RuntimePolicyId("p1"),
@@ -80,6 +98,8 @@ def bundle(mode: Mode = Mode.AUDIT) -> PolicyBundle:
         services=[service],
         images=build_image_index(RECORDS),
         now=NOW,
+        profiles=PROFILES,
+        profiling=PROFILING,
     )
 
 
@@ -130,7 +150,54 @@ def test_round_trip_keeps_every_value_and_the_version() -> None:
     assert loaded.services == original.services
     assert dict(loaded.images.states) == dict(original.images.states)
     assert len(loaded.images) == 5
+    assert loaded.profiles == original.profiles
+    assert loaded.profiling == original.profiling == tuple(sorted(PROFILING))
     assert bundle_to_json(loaded) == bundle_to_json(original)
+
+
+def test_profiles_by_repository_and_hashes_as_the_monitor_compares_them() -> None:
+    loaded = bundle_from_json(bundle_to_json(bundle()))
+    nginx = loaded.profile_for("docker.io/library/nginx")
+    assert nginx is not None
+    assert (nginx.name, nginx.mode, nginx.version) == ("nginx-web", Mode.ENFORCE, 3)
+    assert nginx.executables == {"/bin/sh": None, "/usr/sbin/nginx": "ab" * 32}
+    assert loaded.profile_for("docker.io/library/redis") is None
+
+
+@pytest.mark.parametrize(
+    ("repository", "identity", "sessions"),
+    [
+        ("registry.example.com/batch", {}, ["s1"]),  # no digest: every image of the repository
+        ("registry.example.com/web", {"image_id": sha("1")}, ["s2"]),
+        ("registry.example.com/web", {"image_ref": "registry.example.com/web:latest"}, ["s2"]),
+        ("registry.example.com/web", {"image_ref": f"registry.example.com/web@{sha('1')}"}, ["s2"]),
+        ("registry.example.com/web", {"image_id": sha("9")}, []),  # another build
+        ("registry.example.com/web", {"image_ref": "registry.example.com/web:2"}, []),
+        ("registry.example.com/other", {"image_id": sha("1")}, []),
+    ],
+)
+def test_profiling_sessions_take_the_containers_of_their_image(
+    repository: str, identity: dict[str, str], sessions: list[str]
+) -> None:
+    loaded = bundle_from_json(bundle_to_json(bundle()))
+    assert [t.id for t in loaded.sessions_for(repository, **identity)] == sessions
+
+
+def test_a_profile_or_a_session_changes_the_version() -> None:
+    base = bundle()
+
+    def variant(**changes: Any) -> str:
+        kwargs: dict[str, Any] = {"profiles": PROFILES, "profiling": PROFILING, **changes}
+        rebuilt = build_bundle(
+            group=base.group, policies=base.policies, services=base.services,
+            images=base.images, now=NOW, **kwargs,
+        )  # fmt: skip
+        return rebuilt.version
+
+    assert variant() == base.version
+    assert variant(profiling=PROFILING[:1]) != base.version
+    switched = dict(PROFILES, legacy=ImageProfile(name="legacy", mode=Mode.ENFORCE))
+    assert variant(profiles=switched) != base.version
 
 
 def test_version_is_a_hash_of_the_content_only() -> None:
@@ -141,6 +208,8 @@ def test_version_is_a_hash_of_the_content_only() -> None:
         services=first.services,
         images=first.images,
         now=datetime(2027, 1, 1, tzinfo=UTC),
+        profiles=first.profiles,
+        profiling=first.profiling,
     )
     assert first.version == again.version == later.version
     assert bundle(Mode.ENFORCE).version != first.version
@@ -227,6 +296,36 @@ def _set(path: list[Any], value: Any) -> bytes:
             "bundle.images.names['x/y:1']: 'zz' is not the position of a key",
         ),
         (_set(["images", "key_bytes"], 32), "bundle.images.key_bytes: expected 16"),
+        (_set(["profiles"], {"nginx": {}}), "bundle.profiles: expected a list"),
+        (_set(["profiles", 0], "nginx"), "bundle.profiles[0]: expected an object"),
+        (_set(["profiles", 0, "repository"], " "), "bundle.profiles[0].repository: must not be"),
+        (_set(["profiles", 1, "repository"], "docker.io/library/nginx"), "has a profile already"),
+        (_set(["profiles", 0, "name"], None), "bundle.profiles[0].name: expected a string"),
+        (_set(["profiles", 0, "mode"], "strict"), "bundle.profiles[0].mode: 'strict' is not one"),
+        (_set(["profiles", 0, "version"], 0), "bundle.profiles[0].version: expected a positive"),
+        (_set(["profiles", 0, "version"], "3"), "bundle.profiles[0].version: expected an integer"),
+        (_set(["profiles", 0, "executables"], ["/bin/sh"]), "executables: expected an object"),
+        (
+            _set(["profiles", 0, "executables", "bin/sh"], None),
+            "bundle.profiles[0].executables['bin/sh']: 'bin/sh' is not an absolute path",
+        ),
+        (
+            _set(["profiles", 0, "executables", "/x" * 3000], None),
+            "is not an absolute path of at most 4096 characters",
+        ),
+        (
+            _set(["profiles", 0, "executables", "/bin/sh"], "abc"),
+            "bundle.profiles[0].executables['/bin/sh']: expected null or a sha256",
+        ),
+        (
+            _set(["profiles", 0, "executables", "/bin/sh"], "AB" * 32),
+            "expected null or a sha256 as 64 lowercase hex",
+        ),
+        (_set(["profiling"], None), "bundle.profiling: expected a list"),
+        (_set(["profiling", 0, "id"], 7), "bundle.profiling[0].id: expected a string"),
+        (_set(["profiling", 0, "repository"], ""), "bundle.profiling[0].repository: must not be"),
+        (_set(["profiling", 1, "digest"], 5), "bundle.profiling[1].digest: expected a string"),
+        (_set(["profiling", 1, "id"], "s1"), "bundle.profiling[1].id: session 's1' is listed"),
     ],
 )
 def test_hostile_bundles_are_refused_naming_the_field(data: bytes, message: str) -> None:
