@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response, status
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from tidegate.console.deps import (
     ClockDep,
@@ -224,11 +225,18 @@ def registry_webhook(
                            events=accepted.events, ignored=accepted.ignored)  # fmt: skip
 
 
+def _push(stored: Any) -> PushEventPublic:
+    try:
+        return PushEventPublic.model_validate(stored)
+    except ValidationError:  # a row no ingester can read either: its error says why
+        return PushEventPublic()
+
+
 def _delivery(row: WebhookDeliveryRow, name: str) -> DeliveryPublic:
     return DeliveryPublic(
         id=row.id, registry=name, received_at=row.received_at, source=row.source,
         status=DeliveryStatus(row.status), attempts=row.attempts, error=row.error,
-        ingested_at=row.ingested_at, events=[PushEventPublic(**e) for e in row.events],
+        ingested_at=row.ingested_at, events=[_push(e) for e in row.events],
         ignored=row.ignored, new_images=row.new_images, queued=row.queued,
     )  # fmt: skip
 

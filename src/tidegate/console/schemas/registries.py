@@ -174,9 +174,11 @@ class WebhookAccepted(PublicModel):
 
 
 class PushEventPublic(PublicModel):
-    repository: str
-    digest: str
-    tag: str | None
+    """A recorded push (a field the store could not read shows as null)."""
+
+    repository: str | None = None
+    digest: str | None = None
+    tag: str | None = None
 
 
 class DeliveryPublic(PublicModel):
