@@ -215,3 +215,16 @@ def test_tidegate_console_process_serves_and_logs_in_the_first_admin(tmp_path: P
     assert f"console: {base}" in output
     assert "created user" not in output  # the password was given, so none is printed
     assert (tmp_path / "console.sqlite").exists()
+
+
+def test_an_app_served_twice_keeps_its_database_until_the_last_server_stops(app: FastAPI) -> None:
+    # A test client and a second server (two lifespans) on one app: the first to stop must not
+    # dispose the database under the other's requests and background work.
+    state = app.state.console
+    with TestClient(app) as first:
+        with TestClient(app) as second:
+            assert second.get("/readyz").status_code == 200
+            database = state.database
+        assert state.database is database  # still the same, still open
+        assert first.get("/readyz").status_code == 200
+    assert state._database is None  # disposed with the last one

@@ -34,6 +34,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Embedded scan workers and the scheduler (console/scheduler.py), stopped before the DB.
+        state.open()
         work = BackgroundWork(lambda: state.database, settings, state.clock)
         work.start()
         try:

@@ -6,8 +6,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated
 
@@ -36,22 +37,35 @@ class Principal:
 
 @dataclass
 class ConsoleState:
-    """What one app instance holds; the database is made on first use, never at import."""
+    """What one app instance holds; the database is made on first use, never at import.
+
+    An app may be served by more than one server at once (a test client and a uvicorn, two
+    lifespans): each lifespan `open()`s the state and `close()`s it, and the database is
+    disposed when the last one closes, not under the background work of another."""
 
     settings: Settings
     clock: Callable[[], datetime]
     _database: Database | None = None
+    _users: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def open(self) -> None:
+        with self._lock:
+            self._users += 1
 
     @property
     def database(self) -> Database:
-        if self._database is None:
-            self._database = Database(self.settings.database_url)
-        return self._database
+        with self._lock:
+            if self._database is None:
+                self._database = Database(self.settings.database_url)
+            return self._database
 
     def close(self) -> None:
-        if self._database is not None:
-            self._database.dispose()
-            self._database = None
+        with self._lock:
+            self._users = max(0, self._users - 1)
+            if self._users == 0 and self._database is not None:
+                self._database.dispose()
+                self._database = None
 
 
 def get_state(request: Request) -> ConsoleState:
