@@ -62,7 +62,10 @@ __all__ = [
     "MAX_ATTEMPTS",
     "Accepted",
     "IngestSummary",
+    "Notification",
+    "Outcome",
     "accept_webhook",
+    "accept_webhooks",
     "get_delivery",
     "ingest_pending",
     "list_deliveries",
@@ -168,6 +171,23 @@ def record_delivery(
     return delivery_id
 
 
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One webhook request to accept: the registry named in its path, its Authorization
+    header, its body (parsed by `accept_webhooks`), the peer it came from, when it came."""
+
+    name: str
+    authorization: str | None
+    body: bytes
+    source: str
+    now: datetime
+
+
+Outcome = Accepted | registries.WebhookBodyError | None
+"""What accepting one notification came to: recorded; its body refused (once the secret was
+known good: a stranger learns nothing about bodies); or None, its secret refused (logged)."""
+
+
 def accept_webhook(
     db: Database,
     *,
@@ -180,33 +200,54 @@ def accept_webhook(
     """Authenticate, parse and record one notification; None when the secret is missing or
     wrong (the refusal is logged). A malformed body raises registries.WebhookBodyError (once
     the secret is known good) and stores nothing."""
-    # Parsed first, outside the transaction: it is the costly part, and needs no database.
-    try:
-        parsed: tuple[list[registries.PushEvent], int] | registries.WebhookBodyError = (
-            registries.parse_webhook(body)
-        )
-    except registries.WebhookBodyError as exc:
-        parsed = exc
-    secret, delivery = None, None
+    outcome = accept_webhooks(db, [Notification(name, authorization, body, source, now)])[0]
+    if isinstance(outcome, registries.WebhookBodyError):
+        raise outcome
+    return outcome
+
+
+def accept_webhooks(db: Database, notifications: Sequence[Notification]) -> list[Outcome]:
+    """Authenticate, parse and record many notifications in one transaction (the webhook's
+    group commit: a burst of deliveries costs one commit, not one each); an outcome for each,
+    in order. Refusals are logged after the commit. A database failure raises, and then
+    nothing of the batch is stored."""
+    parsed: list[tuple[list[registries.PushEvent], int] | registries.WebhookBodyError] = []
+    for note in notifications:  # parsed first, outside the transaction: the costly part
+        try:
+            parsed.append(registries.parse_webhook(note.body))
+        except registries.WebhookBodyError as exc:
+            parsed.append(exc)
+    outcomes: list[Outcome] = []
+    refused: list[tuple[Notification, bool]] = []
     # A connection, not an ORM session: this is the hot path, and it needs two statements.
     with _writing(db), _translated(db), db.engine.begin() as connection:
-        secret = connection.execute(_accept_statements()[0], {"name": name}).first()
-        if secret is not None and registries.secret_matches(secret.webhook_secret_hash,
-                                                            authorization):  # fmt: skip
-            if isinstance(parsed, registries.WebhookBodyError):
-                raise parsed
-            events, ignored = parsed
-            delivery = record_delivery(
-                connection, registry_id=secret.id, events=events, ignored=ignored,
-                source=source, now=now,
-            )  # fmt: skip
-            return Accepted(delivery, len(events), ignored)
-    with _writing(db), db.session() as session:
-        registries.refuse_webhook(
-            session, name=name, registry_known=secret is not None, authorization=authorization,
-            now=now, source=source,
-        )  # fmt: skip
-    return None
+        secrets: dict[str, Row[Any] | None] = {}
+        for note, body in zip(notifications, parsed, strict=True):
+            if note.name not in secrets:
+                secret_query = _accept_statements()[0]
+                secrets[note.name] = connection.execute(secret_query, {"name": note.name}).first()
+            secret = secrets[note.name]
+            if secret is None or not registries.secret_matches(secret.webhook_secret_hash,
+                                                               note.authorization):  # fmt: skip
+                outcomes.append(None)
+                refused.append((note, secret is not None))
+            elif isinstance(body, registries.WebhookBodyError):
+                outcomes.append(body)
+            else:
+                events, ignored = body
+                delivery = record_delivery(
+                    connection, registry_id=secret.id, events=events, ignored=ignored,
+                    source=note.source, now=note.now,
+                )  # fmt: skip
+                outcomes.append(Accepted(delivery, len(events), ignored))
+    if refused:
+        with _writing(db), db.session() as session:
+            for note, known in refused:
+                registries.refuse_webhook(
+                    session, name=note.name, registry_known=known,
+                    authorization=note.authorization, now=note.now, source=note.source,
+                )  # fmt: skip
+    return outcomes
 
 
 @contextmanager
@@ -319,14 +360,41 @@ def _ingest_rows(session: Session, rows: Sequence[Row[Any]], now: datetime) -> I
             batch.push(delivery, registry, push)
     new, queued = batch.finish()
     changes = [
-        {"id": r.id, "status": DeliveryStatus.INGESTED.value, "error": None, "ingested_at": now,
-         "new_images": new.get(r.id, 0), "queued": queued.get(r.id, 0)}
+        {"delivery": r.id, "status": DeliveryStatus.INGESTED.value, "error": None,
+         "ingested_at": now, "new_images": new.get(r.id, 0), "queued": queued.get(r.id, 0)}
         for r in rows
     ]  # fmt: skip
-    session.execute(update(WebhookDeliveryRow), changes)
+    session.execute(_ingested_statement(), changes)
     return IngestSummary(
         ingested=len(rows), new_images=sum(new.values()), queued=sum(queued.values())
     )
+
+
+@functools.cache
+def _ingested_statement() -> Any:
+    """UPDATE of an ingested delivery, in Core: one statement for the batch's rows, without the
+    ORM's bulk-update bookkeeping."""
+    table = cast(Table, WebhookDeliveryRow.__table__)
+    return (
+        update(table)
+        .where(table.c.id == bindparam("delivery"))
+        .values({c: bindparam(c) for c in ("status", "error", "ingested_at", "new_images",
+                                            "queued")})
+    )  # fmt: skip
+
+
+@dataclass(slots=True)
+class _NewImage:
+    """An image a push of the batch made: the row values of its INSERT, its id once inserted."""
+
+    digest: str
+    reference: str
+    values: dict[str, Any]
+    id: int | None = None
+    latest_scan_id: None = None
+
+
+_Image = ImageRow | _NewImage
 
 
 @dataclass
@@ -334,7 +402,7 @@ class _Wanted:
     """A scan to queue: the image, the reference and registry it was pushed by, and the
     delivery it is counted for."""
 
-    image: ImageRow
+    image: _Image
     reference: str
     registry: str
     delivery: int
@@ -344,18 +412,20 @@ class _Batch:
     """The pushes of one transaction, registered as services.images.register_reference and
     services.registries register a push one at a time (the same images, tags, scan jobs and
     `image.queued` events), in a few statements per batch instead of a dozen per push: one
-    SELECT of the known digests, the registries and repositories looked up once, new images
-    and tags INSERTed together."""
+    SELECT of the known digests, the registries and repositories looked up once, new images,
+    tags and events INSERTed together (in Core: no ORM object for what is only written)."""
 
     def __init__(
         self, session: Session, now: datetime, pushes: Sequence[tuple[str, str, str]]
     ) -> None:
         """`pushes`: (host, repository, digest) of every push the batch will see."""
         self.session, self.now = session, now
-        self.images = _known_images(session, {digest for _, _, digest in pushes})
+        self.images: dict[str, _Image] = dict(
+            _known_images(session, {digest for _, _, digest in pushes})
+        )
         self.places = _place_ids(session, {(host, repo) for host, repo, _ in pushes}, now)
         self.tags: dict[tuple[int, int, str], None] = {}
-        self.created: list[tuple[ImageRow, int, str]] = []
+        self.created: list[tuple[_NewImage, int, str]] = []
         self.scans: dict[str, _Wanted] = {}
 
     def push(self, delivery: int, registry: ManagedRegistryRow, push: registries.PushEvent) -> None:
@@ -364,17 +434,16 @@ class _Batch:
         registry_id, repository_id = self.places[(registry.host, push.repository)]
         image = self.images.get(push.digest)
         if image is None:
-            image = ImageRow(
-                digest=push.digest, manifest_digest=push.digest, reference=reference,
-                labels={}, first_seen=self.now, last_seen=self.now,
-                status=ImageStatus.UNSCANNED.value,
-                status_reason=f"queued for scanning: {reference}", retired=False,
-                registry_id=registry_id, repository_id=repository_id,
-            )  # fmt: skip
-            self.session.add(image)
+            image = _NewImage(push.digest, reference, {
+                "digest": push.digest, "manifest_digest": push.digest, "reference": reference,
+                "labels": {}, "first_seen": self.now, "last_seen": self.now,
+                "status": ImageStatus.UNSCANNED.value,
+                "status_reason": f"queued for scanning: {reference}", "retired": False,
+                "registry_id": registry_id, "repository_id": repository_id,
+            })  # fmt: skip
             self.images[push.digest] = image
             self.created.append((image, delivery, registry.name))
-        else:
+        elif isinstance(image, ImageRow):
             image.last_seen, image.retired = self.now, False  # pushed again: it is live
             if push.tag:
                 image.registry_id = image.registry_id or registry_id
@@ -387,14 +456,24 @@ class _Batch:
 
     def finish(self) -> tuple[dict[int, int], dict[int, int]]:
         """Write what the pushes made; (new images, scans queued) per delivery."""
-        self.session.flush()  # the new images, in one INSERT
-        self._write_tags()
+        self.session.flush()  # the known images the pushes touched
         new: dict[int, int] = {}
-        for image, delivery, registry in self.created:
-            new[delivery] = new.get(delivery, 0) + 1
-            self.session.add(_queued_event(image, registry, self.now))
+        if self.created:
+            table = cast(Table, ImageRow.__table__)
+            statement = insert(table).returning(
+                table.c.id, table.c.digest, sort_by_parameter_order=True
+            )
+            inserted = self.session.execute(statement, [i.values for i, _, _ in self.created])
+            for (image, _, _), row in zip(self.created, inserted, strict=True):
+                assert row.digest == image.digest
+                image.id = row.id
+            events = [_queued_event(i, r, self.now) for i, _, r in self.created]
+            self.session.execute(insert(cast(Table, EventRow.__table__)), events)
+            for _, delivery, _ in self.created:
+                new[delivery] = new.get(delivery, 0) + 1
+        self._write_tags()
         requests = [
-            jobs.ScanRequest(w.image.id, w.reference, w.registry, digest=w.image.digest,
+            jobs.ScanRequest(_id(w.image), w.reference, w.registry, digest=w.image.digest,
                              reason=f"registered by reference by registry:{w.registry}")
             for w in self.scans.values()
         ]  # fmt: skip
@@ -408,7 +487,7 @@ class _Batch:
 
     def _write_tags(self) -> None:
         by_key = {id(i): i for i in self.images.values()}
-        wanted = {(by_key[k].id, repo, tag) for k, repo, tag in self.tags}
+        wanted = {(_id(by_key[k]), repo, tag) for k, repo, tag in self.tags}
         if not wanted:
             return
         query = select(ImageTagRow).where(ImageTagRow.image_id.in_({w[0] for w in wanted}))
@@ -416,16 +495,20 @@ class _Batch:
             if (row.image_id, row.repository_id, row.tag) in wanted:
                 row.last_seen = self.now
                 wanted.discard((row.image_id, row.repository_id, row.tag))
-        self.session.add_all(
-            ImageTagRow(
-                image_id=image_id,
-                repository_id=repo,
-                tag=tag,
-                first_seen=self.now,
-                last_seen=self.now,
-            )
-            for image_id, repo, tag in sorted(wanted)
-        )
+        if wanted:
+            self.session.execute(
+                insert(cast(Table, ImageTagRow.__table__)),
+                [
+                    {"image_id": image_id, "repository_id": repo, "tag": tag,
+                     "first_seen": self.now, "last_seen": self.now}
+                    for image_id, repo, tag in sorted(wanted)
+                ],
+            )  # fmt: skip
+
+
+def _id(image: _Image) -> int:
+    assert image.id is not None, "an image's id is known once the batch's images are inserted"
+    return image.id
 
 
 def _known_images(session: Session, digests: set[str]) -> dict[str, ImageRow]:
@@ -490,16 +573,16 @@ def _place_ids(
     return {(h, r): (registry[h], repository[(registry[h], r)]) for h, r in places}
 
 
-def _queued_event(image: ImageRow, registry: str, now: datetime) -> EventRow:
-    """The `image.queued` audit event that services.images records for a new image (added
-    with the batch, not flushed one by one)."""
-    return EventRow(
-        ts=now, category=str(EventCategory.IMAGE), level=str(EventLevel.INFO),
-        action="image.queued",
-        message=f"image {image.reference} registered by reference; queued for scanning",
-        actor=f"registry:{registry}", image_digest=image.digest, policy=None,
-        data={"reference": image.reference},
-    )  # fmt: skip
+def _queued_event(image: _NewImage, registry: str, now: datetime) -> dict[str, Any]:
+    """The `image.queued` audit event that services.images records for a new image, as the
+    row values of the batch's one INSERT."""
+    return {
+        "ts": now, "category": str(EventCategory.IMAGE), "level": str(EventLevel.INFO),
+        "action": "image.queued",
+        "message": f"image {image.reference} registered by reference; queued for scanning",
+        "actor": f"registry:{registry}", "image_digest": image.digest, "policy": None,
+        "data": {"reference": image.reference},
+    }  # fmt: skip
 
 
 def _ingest_one(db: Database, delivery_id: int, now: datetime) -> IngestSummary:

@@ -165,8 +165,8 @@ def enqueue_scans(
     now: datetime,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
 ) -> set[int]:
-    """Queue many scans as `enqueue_scan` queues one, in one multi-row INSERT ... ON CONFLICT
-    DO NOTHING (webhook batches); the ids of the images that got a job (the others had an open
+    """Queue many scans as `enqueue_scan` queues one, with INSERT ... ON CONFLICT DO NOTHING
+    (webhook batches); the ids of the images that got a job (the others had an open
     one already)."""
     if max_attempts < 1:
         raise UsageError(f"max_attempts: {max_attempts} is not a positive number")
@@ -179,13 +179,14 @@ def enqueue_scans(
          "created": now, "updated": now}
         for s in scans
     ]  # fmt: skip
+    # Parameters apart from the statement: one compiled form, cached, sent in batches
+    # (SQLAlchemy's insertmanyvalues), not a statement compiled anew for every batch size.
     statement = (
         _insert(session)
-        .values(rows)
         .on_conflict_do_nothing(index_elements=["image_id"], index_where=_open_predicate())
         .returning(ScanJobRow.image_id)
     )
-    return set(session.execute(statement).scalars())
+    return set(session.execute(statement, rows).scalars())
 
 
 def _open_predicate() -> Any:
