@@ -17,6 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from tidegate.console.errors import ForbiddenError, UnauthorizedError
+from tidegate.console.recorder import WebhookRecorder
 from tidegate.console.settings import Settings
 from tidegate.core.roles import Permission, Role, allows
 from tidegate.services.bundle import BundleCache
@@ -46,6 +47,7 @@ class ConsoleState:
     settings: Settings
     clock: Callable[[], datetime]
     _database: Database | None = None
+    _recorder: WebhookRecorder | None = None
     _users: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -60,12 +62,26 @@ class ConsoleState:
                 self._database = Database(self.settings.database_url)
             return self._database
 
+    @property
+    def recorder(self) -> WebhookRecorder:
+        """The webhook's group-commit writer (console/recorder.py) on this state's database."""
+        database = self.database
+        with self._lock:
+            if self._recorder is None:
+                self._recorder = WebhookRecorder(database)
+            return self._recorder
+
     def close(self) -> None:
         with self._lock:
             self._users = max(0, self._users - 1)
-            if self._users == 0 and self._database is not None:
-                self._database.dispose()
-                self._database = None
+            if self._users > 0:
+                return
+            recorder, self._recorder = self._recorder, None
+            database, self._database = self._database, None
+        if recorder is not None:
+            recorder.close()  # what is queued is recorded before the database goes
+        if database is not None:
+            database.dispose()
 
 
 def get_state(request: Request) -> ConsoleState:

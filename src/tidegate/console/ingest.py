@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +49,10 @@ class DeliveryIngester:
     clock: Callable[[], datetime]
     interval: float
     stop: threading.Event = field(default_factory=threading.Event)
+    settle: float = 0.05
+    """After a wake-up, how long the webhook must stay quiet before a drain starts..."""
+    max_delay: float = 1.0
+    """...but a drain starts at most this long after the wake-up, however busy the webhook."""
 
     def run(self) -> None:
         wake = wakeup(self.database)
@@ -56,7 +61,19 @@ class DeliveryIngester:
             # wait below returns at once instead of leaving that delivery for the next interval.
             wake.clear()
             self.drain()
-            wake.wait(self.interval)
+            if wake.wait(self.interval):
+                self._coalesce(wake)
+
+    def _coalesce(self, wake: threading.Event) -> None:
+        """Let a burst of deliveries finish (or run for `max_delay`) before draining it: the
+        webhook's requests get the process meanwhile, and the drain takes the burst in full
+        batches instead of a few deliveries at a time. A lone push waits `settle`."""
+        deadline = time.monotonic() + self.max_delay
+        while not self.stop.is_set():
+            wake.clear()
+            left = deadline - time.monotonic()
+            if left <= 0 or not wake.wait(min(self.settle, left)):
+                return
 
     def drain(self) -> deliveries.IngestSummary | None:
         try:

@@ -4,7 +4,8 @@ webhook each registry's notifications call, and the deliveries it recorded.
 Reading needs `registries:read`, changes `registries:write`. The webhook takes no API token: it
 is authenticated by the registry's own secret in the Authorization header, as the registry's
 notification config sends it (`Bearer <secret>` or the raw value). It records each delivery
-with one INSERT and wakes this process's ingester (console/ingest.py), which registers the pushes.
+with one INSERT (the deliveries of concurrent requests share one commit: console/recorder.py)
+and wakes this process's ingester (console/ingest.py), which registers the pushes.
 """
 
 from __future__ import annotations
@@ -198,31 +199,30 @@ ConsoleDep = Annotated[ConsoleState, Depends(_console)]
         400: {"model": ErrorBody}, 413: {"model": ErrorBody}, 422: {"model": ErrorBody},
     },
 )  # fmt: skip
-def registry_webhook(
+async def registry_webhook(
     name: str,
     request: Request,
     console: ConsoleDep,
     body: Annotated[bytes, Depends(_webhook_body)],
     authorization: Annotated[str | None, Header()] = None,
-) -> WebhookAccepted | JSONResponse:
+) -> JSONResponse:
     """Push notifications: a Distribution envelope or a Harbor PUSH_ARTIFACT event. The body is
     checked and recorded as a delivery (202); its pushes are ingested right after: each new
     digest becomes an image and a scan job, the same digest again is neither."""
     source = request.client.host if request.client else "unknown"
-    database = console.database
-    try:
-        accepted = deliveries.accept_webhook(
-            database, name=name, authorization=authorization, body=body, now=console.clock(),
-            source=source,
-        )  # fmt: skip
-    except registries.WebhookBodyError as exc:
-        return error_response(exc.status, "invalid_webhook", str(exc))
-    if accepted is None:  # answered, not raised: the refusal's audit event committed
+    # async, with no thread of its own: the recorder's writer thread records the deliveries of
+    # all concurrent requests in one transaction (console/recorder.py) and answers each.
+    note = deliveries.Notification(name, authorization, body, source, console.clock())
+    outcome = await console.recorder.accept(note)
+    if isinstance(outcome, registries.WebhookBodyError):
+        return error_response(outcome.status, "invalid_webhook", str(outcome))
+    if outcome is None:  # answered, not raised: the refusal's audit event committed
         return error_response(401, "unauthorized", f"webhook of registry {name!r}: missing or "
                               "wrong secret in the Authorization header")  # fmt: skip
-    wakeup(database).set()  # after the commit: the ingester must see the row
-    return WebhookAccepted(delivery=accepted.delivery, status=DeliveryStatus.PENDING,
-                           events=accepted.events, ignored=accepted.ignored)  # fmt: skip
+    # The documented WebhookAccepted, built directly: no validation round of the return value.
+    accepted = {"delivery": outcome.delivery, "status": DeliveryStatus.PENDING.value,
+                "events": outcome.events, "ignored": outcome.ignored}  # fmt: skip
+    return JSONResponse(accepted, status_code=status.HTTP_202_ACCEPTED)
 
 
 def _push(stored: Any) -> PushEventPublic:
