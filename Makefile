@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SYSTEM_PACKAGES := skopeo umoci docker-registry busybox-static debootstrap apache2-utils \
-                   ca-certificates curl dpkg golang-go rpm db5.3-util postgresql chromium gcc
+                   ca-certificates curl dpkg golang-go rpm db5.3-util postgresql chromium gcc \
+                   podman runc
 DEMO_DIR := $(HOME)/.cache/tidegate/demo
 
 .PHONY: setup run test system-deps lint typecheck check lock bench clean
