@@ -2,7 +2,8 @@
 (services.deliveries) as soon as the webhook records one.
 
 The webhook endpoint only records a delivery; `wakeup(database).set()` after its commit wakes
-the ingester of this process, which drains every pending delivery in batches, then waits for the
+the ingester of this process, which lets a burst of deliveries finish (the webhook quiet for
+`settle`, or `max_delay` at most), drains every pending delivery in batches, then waits for the
 next wake-up or `interval` seconds, whichever comes first: the periodic pass, and the
 scheduler's own pass, pick up deliveries recorded while no ingester ran (a restart) or by a
 replica that went away. Wake-ups are per `Database` object, which the app's routes and its
