@@ -276,6 +276,10 @@ class Monitor:
         self.stats = MonitorStats()
         self._group: FanotifyGroup | None = None
         self._containers: dict[str, WatchedContainer] = {}
+        # The overlay's st_dev -> (container, its mount namespace): an exec's file names its
+        # container by the filesystem it is on, and a readlink confirms the process runs in it,
+        # cheaper than reading and parsing /proc/PID/cgroup for every exec.
+        self._by_dev: dict[int, tuple[WatchedContainer, str]] = {}
         self._contexts: dict[str, _Context] = {}
         self._hashes: dict[tuple[int, ...], str] = {}
         self._pending: dict[int, _Pending] = {}
@@ -361,15 +365,24 @@ class Monitor:
             )
         if self._group is not None:
             self._group.mark_filesystem(container.merged_dir)
+        fast: tuple[int, str] | None = None
+        if container.pid:
+            with contextlib.suppress(OSError):  # gone already: the cgroup path decides
+                ns = os.readlink(f"/proc/{container.pid}/ns/mnt")
+                fast = (os.stat(container.merged_dir).st_dev, ns)
         with self._lock:
             self._containers[container.container_id] = container
             self._contexts.pop(container.container_id, None)
+            if fast is not None:
+                self._by_dev[fast[0]] = (container, fast[1])
 
     def unwatch(self, container_id: str) -> None:
         """Forget a container (its mark goes with its overlay mount when it stops)."""
         with self._lock:
             container = self._containers.pop(container_id, None)
             self._contexts.pop(container_id, None)
+            for dev in [d for d, (c, _) in self._by_dev.items() if c.container_id == container_id]:
+                del self._by_dev[dev]
         if (
             container is not None
             and self._group is not None
@@ -417,13 +430,14 @@ class Monitor:
             self._send(self._alert("queue_overflow", "fanotify queue overflow: events were lost"))
             return
         try:
-            container = self._container_of(event.pid)
+            st = os.fstat(event.fd)
+            container = self._container_on(st.st_dev, event.pid) or self._container_of(event.pid)
             if container is None:
                 self.stats.host_execs += 1
                 self._answer(group, event.fd, True, started)
                 os.close(event.fd)
                 return
-            self._decide_or_defer(group, event, container, started)
+            self._decide_or_defer(group, event, container, started, st)
         except Exception as exc:
             # One exec that cannot be examined (its process vanished...) is allowed and reported.
             self._answer(group, event.fd, True, started)
@@ -431,6 +445,18 @@ class Monitor:
             self._send(
                 self._alert("exec_undecided", f"exec by pid {event.pid} allowed undecided: {exc}")
             )
+
+    def _container_on(self, dev: int, pid: int) -> WatchedContainer | None:
+        """The watched container whose overlay holds the exec'd file, when the process runs in
+        that container's mount namespace (None otherwise: the cgroup decides)."""
+        entry = self._by_dev.get(dev)
+        if entry is None:
+            return None
+        try:
+            ns = os.readlink(f"/proc/{pid}/ns/mnt")
+        except OSError:
+            return None
+        return entry[0] if ns == entry[1] else None
 
     def _container_of(self, pid: int) -> WatchedContainer | None:
         try:
@@ -445,8 +471,8 @@ class Monitor:
         event: FanotifyEvent,
         container: WatchedContainer,
         started: float,
+        st: os.stat_result,
     ) -> None:
-        st = os.fstat(event.fd)
         key = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
         digest = self._hashes.get(key)
         if digest is not None:
