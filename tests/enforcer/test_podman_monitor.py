@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import shlex
+import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -262,3 +263,33 @@ def test_without_fanotify_the_agent_says_so_and_keeps_deciding(
     assert "control block_root" in refused.stderr
     cid = _start(podman, containers, enforcer.hooks_dir)
     assert podman.exec(cid, "sh", "-c", DROP).stdout.strip() == "rc=0"
+
+
+def test_a_host_process_running_a_containers_file_is_not_the_containers_exec(
+    podman: Podman,
+    start_enforcer: Callable[..., EnforcerProcess],
+    tmp_path: Path,
+    containers: list[str],
+    inventory: dict[str, str],
+) -> None:
+    # The monitor never blocks the host: a drifted file run from the host by its path under the
+    # container's overlay mount is the host's exec (allowed, no event); the same file run
+    # inside the container is denied.
+    enforcer = _enforcer(
+        podman, start_enforcer, tmp_path,
+        policy=_policy(Mode.ENFORCE), group_mode=Mode.ENFORCE, inventory=inventory,
+    )  # fmt: skip
+    cid = _start(podman, containers, enforcer.hooks_dir)
+    assert podman.exec(cid, "busybox", "cp", "/bin/busybox", "/tmp/true").returncode == 0
+    inspect = subprocess.run(
+        [*podman.base(), "inspect", "--format", "{{.GraphDriver.Data.MergedDir}}", cid],
+        env=podman.env, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    merged = Path(inspect.stdout.strip())
+    host = subprocess.run([str(merged / "tmp" / "true")], capture_output=True, timeout=30)
+    assert host.returncode == 0, host.stderr
+    assert podman.exec(cid, "sh", "-c", "/tmp/true; echo rc=$?").stdout.strip() == "rc=126"
+    _wait_for(enforcer, lambda e: _executable(e) == "/tmp/true")
+    time.sleep(0.5)
+    monitored = [e for e in _events(enforcer) if e["source"] == "monitor"]
+    assert [(_executable(e), e["level"]) for e in monitored] == [("/tmp/true", "block")]

@@ -276,10 +276,10 @@ class Monitor:
         self.stats = MonitorStats()
         self._group: FanotifyGroup | None = None
         self._containers: dict[str, WatchedContainer] = {}
-        # The overlay's st_dev -> (container, its mount namespace): an exec's file names its
-        # container by the filesystem it is on, and a readlink confirms the process runs in it,
-        # cheaper than reading and parsing /proc/PID/cgroup for every exec.
-        self._by_dev: dict[int, tuple[WatchedContainer, str]] = {}
+        # The overlay's st_dev -> its container: an exec's file names its container by the
+        # filesystem it is on, and its path says whether the exec came from inside (see
+        # _container_on), cheaper than reading and parsing /proc/PID/cgroup for every exec.
+        self._by_dev: dict[int, WatchedContainer] = {}
         self._contexts: dict[str, _Context] = {}
         self._hashes: dict[tuple[int, ...], str] = {}
         self._pending: dict[int, _Pending] = {}
@@ -365,23 +365,18 @@ class Monitor:
             )
         if self._group is not None:
             self._group.mark_filesystem(container.merged_dir)
-        fast: tuple[int, str] | None = None
-        if container.pid:
-            with contextlib.suppress(OSError):  # gone already: the cgroup path decides
-                ns = os.readlink(f"/proc/{container.pid}/ns/mnt")
-                fast = (os.stat(container.merged_dir).st_dev, ns)
+        dev = os.stat(container.merged_dir).st_dev
         with self._lock:
             self._containers[container.container_id] = container
             self._contexts.pop(container.container_id, None)
-            if fast is not None:
-                self._by_dev[fast[0]] = (container, fast[1])
+            self._by_dev[dev] = container
 
     def unwatch(self, container_id: str) -> None:
         """Forget a container (its mark goes with its overlay mount when it stops)."""
         with self._lock:
             container = self._containers.pop(container_id, None)
             self._contexts.pop(container_id, None)
-            for dev in [d for d, (c, _) in self._by_dev.items() if c.container_id == container_id]:
+            for dev in [d for d, c in self._by_dev.items() if c.container_id == container_id]:
                 del self._by_dev[dev]
         if (
             container is not None
@@ -431,13 +426,14 @@ class Monitor:
             return
         try:
             st = os.fstat(event.fd)
-            container = self._container_on(st.st_dev, event.pid) or self._container_of(event.pid)
+            path = fd_path(event.fd)
+            container = self._container_on(st.st_dev, path) or self._container_of(event.pid)
             if container is None:
                 self.stats.host_execs += 1
                 self._answer(group, event.fd, True, started)
                 os.close(event.fd)
                 return
-            self._decide_or_defer(group, event, container, started, st)
+            self._decide_or_defer(group, event, container, started, st, path)
         except Exception as exc:
             # One exec that cannot be examined (its process vanished...) is allowed and reported.
             self._answer(group, event.fd, True, started)
@@ -446,17 +442,16 @@ class Monitor:
                 self._alert("exec_undecided", f"exec by pid {event.pid} allowed undecided: {exc}")
             )
 
-    def _container_on(self, dev: int, pid: int) -> WatchedContainer | None:
-        """The watched container whose overlay holds the exec'd file, when the process runs in
-        that container's mount namespace (None otherwise: the cgroup decides)."""
-        entry = self._by_dev.get(dev)
-        if entry is None:
+    def _container_on(self, dev: int, path: str) -> WatchedContainer | None:
+        """The watched container whose overlay holds the exec'd file, when the exec came from
+        inside it; None otherwise (the cgroup decides). The file's path tells: reached through
+        the container's mount namespace, whose root is not reachable from ours, it reads
+        container-relative; a host process exec'ing the file reads it under the overlay's host
+        mount point."""
+        container = self._by_dev.get(dev)
+        if container is None or path.startswith(container.merged_dir + "/"):
             return None
-        try:
-            ns = os.readlink(f"/proc/{pid}/ns/mnt")
-        except OSError:
-            return None
-        return entry[0] if ns == entry[1] else None
+        return container
 
     def _container_of(self, pid: int) -> WatchedContainer | None:
         try:
@@ -472,19 +467,20 @@ class Monitor:
         container: WatchedContainer,
         started: float,
         st: os.stat_result,
+        path: str,
     ) -> None:
         key = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
         digest = self._hashes.get(key)
         if digest is not None:
-            self._finish(group, event, container, digest, started)
+            self._finish(group, event, container, digest, started, path)
             os.close(event.fd)
             return
         with self._lock:
             self._pending[event.fd] = _Pending(started + self.budget, started, container)
-        self._pool.submit(self._hash_then_finish, group, event, key)
+        self._pool.submit(self._hash_then_finish, group, event, key, path)
 
     def _hash_then_finish(
-        self, group: FanotifyGroup, event: FanotifyEvent, key: tuple[int, ...]
+        self, group: FanotifyGroup, event: FanotifyEvent, key: tuple[int, ...], path: str
     ) -> None:
         pending = self._pending[event.fd]
         try:
@@ -496,7 +492,9 @@ class Monitor:
         except OSError:
             digest = None
         try:
-            self._finish(group, event, pending.container, digest, pending.started, pending=pending)
+            self._finish(
+                group, event, pending.container, digest, pending.started, path, pending=pending
+            )
         except Exception as exc:
             self._answer_pending(group, event.fd, pending, True)
             self._send(
@@ -574,6 +572,7 @@ class Monitor:
         container: WatchedContainer,
         digest: str | None,
         started: float,
+        path: str,
         *,
         pending: _Pending | None = None,
     ) -> None:
@@ -581,7 +580,7 @@ class Monitor:
         if bundle is None:  # nothing to decide from yet: fail-open, as at admission
             self._respond(group, event.fd, True, started, pending)
             return
-        request = self._request(event, container, digest or None)
+        request = self._request(event, container, digest or None, path)
         ctx = self._context(container, bundle)
         now = self._clock()
         decision = decide_exec(
@@ -614,9 +613,9 @@ class Monitor:
         return True
 
     def _request(
-        self, event: FanotifyEvent, container: WatchedContainer, digest: str | None
+        self, event: FanotifyEvent, container: WatchedContainer, digest: str | None, path: str
     ) -> ExecRequest:
-        path = fd_path(event.fd)
+        """`path`: the file's path as /proc/self/fd names it."""
         deleted = path.endswith(_DELETED)
         path = path.removesuffix(_DELETED)
         if path.startswith(container.merged_dir + "/"):
