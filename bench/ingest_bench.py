@@ -112,20 +112,10 @@ def console(cluster: postgres.PostgresCluster, work: Path) -> Iterator[tuple[str
         encryption_key=KEY,  # type: ignore[call-arg,unused-ignore]
     )
     app = create_app(settings, clock=lambda: datetime.now(UTC))
-    port = images.free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="none")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise SystemExit("ingest_bench: the console did not start")
-        time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}", database
+        with served(app) as base:
+            yield base, database
     finally:
-        server.should_exit = True
-        thread.join(30)
         database.dispose()
         cluster.drop_database(name)
 
