@@ -18,7 +18,7 @@ from helpers.clock import FakeClock
 from registries.test_deliveries import SECRET, D, body, hub  # noqa: F401  (fixture by name)
 from tidegate.console.ingest import DeliveryIngester
 from tidegate.console.recorder import WebhookRecorder
-from tidegate.core.errors import ConflictError
+from tidegate.core.errors import ConflictError, DatabaseUnavailableError
 from tidegate.services import deliveries, registries
 from tidegate.store.db import Database
 from tidegate.store.deliveries import WebhookDeliveryRow
@@ -190,3 +190,36 @@ def test_the_ingester_lets_a_burst_finish_before_it_drains(database: Database) -
         stop.set()
         burst.join()
     assert 0.5 <= waited < 3
+
+
+@pytest.mark.usefixtures("hub")
+def test_a_database_that_is_down_fails_the_whole_batch_at_once(
+    database: Database, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    gate = threading.Event()
+
+    def down(db: Database, notes: Sequence[deliveries.Notification]) -> list[deliveries.Outcome]:
+        gate.wait(10)
+        calls.append(len(notes))
+        raise DatabaseUnavailableError("database sqlite:///x: unable to open database file")
+
+    monkeypatch.setattr(deliveries, "accept_webhooks", down)
+    recorder = WebhookRecorder(database)
+
+    async def burst() -> list[deliveries.Outcome | BaseException]:
+        tasks = [
+            asyncio.create_task(recorder.accept(note(clock, body(("a/b", D[n], "x")))))
+            for n in range(4)
+        ]
+        await asyncio.sleep(0.2)  # queued behind the gate: one batch (or the first alone)
+        gate.set()
+        return list(await asyncio.gather(*tasks, return_exceptions=True))
+
+    try:
+        outcomes = asyncio.run(burst())
+    finally:
+        recorder.close()
+    assert all(isinstance(o, DatabaseUnavailableError) for o in outcomes)
+    assert sum(calls) == 4  # each request tried once: a batch is not retried one by one
+    assert max(calls) > 1

@@ -11,8 +11,8 @@ is a batch of one, answered as soon as its commit is done: nothing waits for a b
 The 202 still comes after the delivery is committed.
 
 A batch that fails as a whole (a registry deleted under it, a constraint) is retried request by
-request, so one bad request fails alone; a database that is down fails each request of the batch
-with the same error the endpoint would have raised itself.
+request, so one bad request fails alone; a database that is down fails every request of the
+batch at once (no retry each), with the error the endpoint would have raised itself.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tidegate.console.ingest import wakeup
-from tidegate.core.errors import TidegateError
+from tidegate.core.errors import DatabaseUnavailableError, TidegateError
 from tidegate.services import deliveries
 from tidegate.store.db import Database
 
@@ -119,13 +119,14 @@ class WebhookRecorder:
         try:
             outcomes = deliveries.accept_webhooks(self.database, [r.note for r in batch])
         except Exception as exc:
-            if len(batch) > 1:  # one bad request must not fail the others: alone, each
-                for request in batch:
+            if len(batch) > 1 and not isinstance(exc, DatabaseUnavailableError):
+                for request in batch:  # one bad request must not fail the others: alone, each
                     self._record([request])
                 return
             if not isinstance(exc, TidegateError):
                 _log.exception("webhook recorder: unexpected error")
-            _answer(batch[0], _fail, exc)
+            for request in batch:  # the database is down: each request says so, at once
+                _answer(request, _fail, exc)
             return
         for request, outcome in zip(batch, outcomes, strict=True):
             _answer(request, _settle, outcome)
