@@ -316,3 +316,20 @@ def test_an_exec_is_placed_by_its_filesystem_and_path(tmp_path: Path) -> None:
     monitor.unwatch(mine.container_id)
     assert monitor._container_on(dev, "/bin/busybox") is None
     monitor.stop()
+
+
+def test_a_reused_device_number_names_the_new_container(tmp_path: Path) -> None:
+    # An overlay's device number comes back for a later container once the first is unmounted;
+    # the container watched last owns it, even before the reaper forgets the first.
+    monitor = Monitor(lambda: None, lambda _event: None)
+    merged = tmp_path / "merged"
+    merged.mkdir()
+    old = WatchedContainer("a" * 64, str(merged), str(tmp_path / "upper"))
+    new = WatchedContainer("b" * 64, str(merged), str(tmp_path / "upper"))
+    monitor.watch(old)
+    monitor.watch(new)
+    dev = os.stat(merged).st_dev
+    assert monitor._container_on(dev, "/bin/sh") is new
+    monitor.unwatch(old.container_id)  # the reaper, late
+    assert monitor._container_on(dev, "/bin/sh") is new
+    monitor.stop()

@@ -363,13 +363,23 @@ class Monitor:
             raise MonitorError(
                 f"container {container.container_id[:12]}: {container.merged_dir} is not mounted"
             )
-        if self._group is not None:
-            self._group.mark_filesystem(container.merged_dir)
+        # Its filesystem's owner is set before the mark: a device number is reused once a
+        # stopped container's overlay is unmounted, and no event of the new overlay may find
+        # the old container (which the reaper forgets a little later).
         dev = os.stat(container.merged_dir).st_dev
+        with self._lock:
+            self._by_dev[dev] = container
+        if self._group is not None:
+            try:
+                self._group.mark_filesystem(container.merged_dir)
+            except BaseException:
+                with self._lock:
+                    if self._by_dev.get(dev) is container:
+                        del self._by_dev[dev]
+                raise
         with self._lock:
             self._containers[container.container_id] = container
             self._contexts.pop(container.container_id, None)
-            self._by_dev[dev] = container
 
     def unwatch(self, container_id: str) -> None:
         """Forget a container (its mark goes with its overlay mount when it stops)."""
