@@ -223,3 +223,18 @@ def test_a_database_that_is_down_fails_the_whole_batch_at_once(
     assert all(isinstance(o, DatabaseUnavailableError) for o in outcomes)
     assert sum(calls) == 4  # each request tried once: a batch is not retried one by one
     assert max(calls) > 1
+
+
+@pytest.mark.usefixtures("hub")
+def test_a_batch_is_stored_whole_or_not_at_all(
+    database: Database, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The refusal's audit event cannot be written (a NOT NULL column left empty): the delivery
+    # accepted in the same batch is not stored either, so a retry cannot record it twice.
+    real = registries.webhook_refusal
+    monkeypatch.setattr(registries, "webhook_refusal", lambda **kw: {**real(**kw), "message": None})
+    batch = [note(clock, body(("team/app", D[0], "1"))), note(clock, b"{}", auth="Bearer no")]
+    with pytest.raises(ConflictError):
+        deliveries.accept_webhooks(database, batch)
+    assert stored(database) == []
+    assert refusals(database) == []

@@ -209,8 +209,8 @@ def accept_webhook(
 def accept_webhooks(db: Database, notifications: Sequence[Notification]) -> list[Outcome]:
     """Authenticate, parse and record many notifications in one transaction (the webhook's
     group commit: a burst of deliveries costs one commit, not one each); an outcome for each,
-    in order. Refusals are logged after the commit. A database failure raises, and then
-    nothing of the batch is stored."""
+    in order. Refusals are logged (audit events) in the same transaction. A database failure
+    raises, and then nothing of the batch is stored."""
     parsed: list[tuple[list[registries.PushEvent], int] | registries.WebhookBodyError] = []
     for note in notifications:  # parsed first, outside the transaction: the costly part
         try:
@@ -218,8 +218,9 @@ def accept_webhooks(db: Database, notifications: Sequence[Notification]) -> list
         except registries.WebhookBodyError as exc:
             parsed.append(exc)
     outcomes: list[Outcome] = []
-    refused: list[tuple[Notification, bool]] = []
-    # A connection, not an ORM session: this is the hot path, and it needs two statements.
+    refusals: list[dict[str, Any]] = []
+    # A connection, not an ORM session: this is the hot path. Deliveries and the audit events
+    # of refusals commit together: a batch is stored whole or not at all.
     with _writing(db), _translated(db), db.engine.begin() as connection:
         secrets: dict[str, Row[Any] | None] = {}
         for note, body in zip(notifications, parsed, strict=True):
@@ -230,7 +231,10 @@ def accept_webhooks(db: Database, notifications: Sequence[Notification]) -> list
             if secret is None or not registries.secret_matches(secret.webhook_secret_hash,
                                                                note.authorization):  # fmt: skip
                 outcomes.append(None)
-                refused.append((note, secret is not None))
+                refusals.append(registries.webhook_refusal(
+                    name=note.name, registry_known=secret is not None,
+                    authorization=note.authorization, now=note.now, source=note.source,
+                ))  # fmt: skip
             elif isinstance(body, registries.WebhookBodyError):
                 outcomes.append(body)
             else:
@@ -240,13 +244,8 @@ def accept_webhooks(db: Database, notifications: Sequence[Notification]) -> list
                     source=note.source, now=note.now,
                 )  # fmt: skip
                 outcomes.append(Accepted(delivery, len(events), ignored))
-    if refused:
-        with _writing(db), db.session() as session:
-            for note, known in refused:
-                registries.refuse_webhook(
-                    session, name=note.name, registry_known=known,
-                    authorization=note.authorization, now=note.now, source=note.source,
-                )  # fmt: skip
+        if refusals:
+            connection.execute(insert(cast(Table, EventRow.__table__)), refusals)
     return outcomes
 
 

@@ -63,12 +63,12 @@ __all__ = [
     "list_runs",
     "parse_webhook",
     "pull_options",
-    "refuse_webhook",
     "rotate_webhook_secret",
     "run_due_pulls",
     "run_pull",
     "secret_matches",
     "update_registry",
+    "webhook_refusal",
 ]
 
 KEY_ENV = "TIDEGATE_ENCRYPTION_KEY"
@@ -418,21 +418,22 @@ def secret_matches(secret_hash: str, authorization: str | None) -> bool:
     return any(hmac.compare_digest(_hash(c), secret_hash) for c in candidates if c)
 
 
-def refuse_webhook(
-    session: Session, *, name: str, registry_known: bool, authorization: str | None,
-    now: datetime, source: str,
-) -> None:  # fmt: skip
-    """Log a refused webhook: an audit event that names the registry, the source and the
-    reason, never the value sent."""
+def webhook_refusal(
+    *, name: str, registry_known: bool, authorization: str | None, now: datetime, source: str
+) -> dict[str, Any]:
+    """The audit event of a refused webhook, as the values of its `events` row (recorded in
+    the transaction of the deliveries accepted with it): it names the registry, the source and
+    the reason, never the value sent."""
     why = "wrong secret" if (authorization or "").strip() else "no Authorization header"
     if not registry_known:
         why = "no such registry"
-    record_event(
-        session, category=EventCategory.REGISTRY, level=EventLevel.WARNING,
-        action="registry.webhook_refused",
-        message=f"webhook for registry {name!r} from {source} refused: {why}", now=now,
-        actor=None, data={"registry": name, "source": source, "reason": why},
-    )  # fmt: skip
+    return {
+        "ts": now, "category": str(EventCategory.REGISTRY), "level": str(EventLevel.WARNING),
+        "action": "registry.webhook_refused",
+        "message": f"webhook for registry {name!r} from {source} refused: {why}",
+        "actor": None, "image_digest": None, "policy": None,
+        "data": {"registry": name, "source": source, "reason": why},
+    }  # fmt: skip
 
 
 def parse_webhook(body: bytes) -> tuple[list[PushEvent], int]:
