@@ -50,10 +50,9 @@ from tidegate.core.errors import ConflictError, DatabaseUnavailableError, UsageE
 from tidegate.core.events import EventCategory, EventLevel
 from tidegate.core.policy import ImageStatus
 from tidegate.services import jobs, registries
-from tidegate.services.events import record_event
+from tidegate.services.events import event_values, record_event, record_events
 from tidegate.store.db import Database, NotFoundError
 from tidegate.store.deliveries import DeliveryStatus, WebhookDeliveryRow
-from tidegate.store.event_tables import EventRow
 from tidegate.store.inventory import ImageRow, ImageTagRow, RegistryRow, RepositoryRow
 from tidegate.store.registries import ManagedRegistryRow
 
@@ -244,8 +243,7 @@ def accept_webhooks(db: Database, notifications: Sequence[Notification]) -> list
                     source=note.source, now=note.now,
                 )  # fmt: skip
                 outcomes.append(Accepted(delivery, len(events), ignored))
-        if refusals:
-            connection.execute(insert(cast(Table, EventRow.__table__)), refusals)
+        record_events(connection, refusals)
     return outcomes
 
 
@@ -466,8 +464,7 @@ class _Batch:
             for (image, _, _), row in zip(self.created, inserted, strict=True):
                 assert row.digest == image.digest
                 image.id = row.id
-            events = [_queued_event(i, r, self.now) for i, _, r in self.created]
-            self.session.execute(insert(cast(Table, EventRow.__table__)), events)
+            record_events(self.session, [_queued_event(i, r, self.now) for i, _, r in self.created])
             for _, delivery, _ in self.created:
                 new[delivery] = new.get(delivery, 0) + 1
         self._write_tags()
@@ -575,13 +572,12 @@ def _place_ids(
 def _queued_event(image: _NewImage, registry: str, now: datetime) -> dict[str, Any]:
     """The `image.queued` audit event that services.images records for a new image, as the
     row values of the batch's one INSERT."""
-    return {
-        "ts": now, "category": str(EventCategory.IMAGE), "level": str(EventLevel.INFO),
-        "action": "image.queued",
-        "message": f"image {image.reference} registered by reference; queued for scanning",
-        "actor": f"registry:{registry}", "image_digest": image.digest, "policy": None,
-        "data": {"reference": image.reference},
-    }  # fmt: skip
+    return event_values(
+        category=EventCategory.IMAGE, level=EventLevel.INFO, action="image.queued",
+        message=f"image {image.reference} registered by reference; queued for scanning",
+        now=now, actor=f"registry:{registry}", image_digest=image.digest,
+        data={"reference": image.reference},
+    )  # fmt: skip
 
 
 def _ingest_one(db: Database, delivery_id: int, now: datetime) -> IngestSummary:

@@ -1,6 +1,7 @@
 """Recording audit events and paging through them.
 
-`record_event` adds an event to the caller's session, so it commits (or rolls back) together with
+`record_event` adds an event to the caller's session (`record_events` many at once, with one
+statement), so it commits (or rolls back) together with
 the change it describes. `list_events` pages newest first with a keyset on `(ts, id)`: each page
 is one index range scan whatever its depth (no OFFSET, no COUNT), and a page boundary is stable
 while new events arrive.
@@ -8,12 +9,12 @@ while new events arrive.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, select, tuple_
+from sqlalchemy import Connection, Select, Table, insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from tidegate.core.events import Event, EventCategory, EventCursor, EventLevel
@@ -41,6 +42,27 @@ class Page:
     """Where the next page starts; None when this page is the last."""
 
 
+def event_values(
+    *,
+    category: EventCategory,
+    level: EventLevel,
+    action: str,
+    message: str,
+    now: datetime,
+    actor: str | None = None,
+    image_digest: str | None = None,
+    policy: str | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The column values of one event's row: what `record_event` stores, for writers that
+    insert many events with one statement (`record_events`)."""
+    return {
+        "ts": now, "category": str(category), "level": str(level), "action": action,
+        "message": message, "actor": actor, "image_digest": image_digest, "policy": policy,
+        "data": dict(data or {}),
+    }  # fmt: skip
+
+
 def record_event(
     session: Session,
     *,
@@ -55,20 +77,20 @@ def record_event(
     data: Mapping[str, Any] | None = None,
 ) -> int:
     """Add one event to the session's transaction; return its id."""
-    row = EventRow(
-        ts=now,
-        category=str(category),
-        level=str(level),
-        action=action,
-        message=message,
-        actor=actor,
-        image_digest=image_digest,
-        policy=policy,
-        data=dict(data or {}),
-    )
+    row = EventRow(**event_values(
+        category=category, level=level, action=action, message=message, now=now, actor=actor,
+        image_digest=image_digest, policy=policy, data=data,
+    ))  # fmt: skip
     session.add(row)
     session.flush()
     return row.id
+
+
+def record_events(executor: Session | Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Add many events (`event_values`) to the transaction of a session or connection, with
+    one cached INSERT statement and no ORM object per event."""
+    if rows:
+        executor.execute(insert(cast(Table, EventRow.__table__)), list(rows))
 
 
 def events_query(filters: EventFilter, after: EventCursor | None, limit: int) -> Select[Any]:

@@ -40,7 +40,7 @@ from tidegate.integrations.registries import (
     split_url,
 )
 from tidegate.services import images
-from tidegate.services.events import record_event
+from tidegate.services.events import event_values, record_event
 from tidegate.services.secrets_box import SecretsKeyError, open_box
 from tidegate.store.db import ConflictError, Database, NotFoundError
 from tidegate.store.inventory import ImageRow, ImageTagRow, RegistryRow, RepositoryRow
@@ -427,13 +427,12 @@ def webhook_refusal(
     why = "wrong secret" if (authorization or "").strip() else "no Authorization header"
     if not registry_known:
         why = "no such registry"
-    return {
-        "ts": now, "category": str(EventCategory.REGISTRY), "level": str(EventLevel.WARNING),
-        "action": "registry.webhook_refused",
-        "message": f"webhook for registry {name!r} from {source} refused: {why}",
-        "actor": None, "image_digest": None, "policy": None,
-        "data": {"registry": name, "source": source, "reason": why},
-    }  # fmt: skip
+    return event_values(
+        category=EventCategory.REGISTRY, level=EventLevel.WARNING,
+        action="registry.webhook_refused",
+        message=f"webhook for registry {name!r} from {source} refused: {why}", now=now,
+        data={"registry": name, "source": source, "reason": why},
+    )  # fmt: skip
 
 
 def parse_webhook(body: bytes) -> tuple[list[PushEvent], int]:
